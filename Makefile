@@ -1,0 +1,44 @@
+# Entry points. Every target installs what is missing and builds first.
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+export CCACHE_DIR ?= $(CURDIR)/.ccache
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
+export CCACHE_MAXSIZE ?= 4G
+
+.PHONY: all deps configure build test test-all demo bench asan format check-format clean
+
+all: build
+
+deps:
+	@scripts/setup-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# The default suite: unit + integration tests.
+test: build
+	@cd $(BUILD_DIR) && ctest -L 'unit|integration' --output-on-failure -j $(JOBS)
+
+demo: build
+	@scripts/demo.sh $(BUILD_DIR)/garmentnet
+
+bench: build
+	@scripts/bench.sh $(BUILD_DIR)
+
+# The suite under AddressSanitizer and UndefinedBehaviorSanitizer, in its own build folder.
+asan:
+	@$(MAKE) test BUILD_DIR=build-asan CMAKE_FLAGS="-DGARMENTNET_SANITIZE=ON -DGARMENTNET_BENCHMARKS=OFF"
+
+format:
+	@find src tests bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i
+
+check-format:
+	@find src tests bench -name '*.cpp' -o -name '*.h' | xargs clang-format --dry-run -Werror
+
+clean:
+	rm -rf $(BUILD_DIR) build-asan

@@ -1,0 +1,36 @@
+// garmentnet: one executable, one subcommand per job.
+#include <torch/version.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "garmentnet: learns clothing categories and pattern tags from photos, predicts in batch and "
+      "serves the model over HTTP"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("garmentnet 0.1.0 (LibTorch ") + TORCH_VERSION + ")");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+  app.parse_complete_callback([&] { garmentnet::init_logging(log_level); });
+
+  // Subcommands register here (see cli/commands.h).
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  } catch (const garmentnet::InputError& error) {
+    std::fprintf(stderr, "error: %s\n", error.what());
+    return 1;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "internal error: %s\n(please report this with the command you ran)\n",
+                 error.what());
+    return 2;
+  }
+  return 0;
+}

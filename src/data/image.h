@@ -1,0 +1,87 @@
+// Image decoding, resizing, normalisation and training augmentation (OpenCV, no torch).
+// Training, batch prediction and serving all go through these functions, so a model sees the
+// same pixels everywhere.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <opencv2/core.hpp>
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <string_view>
+
+namespace garmentnet {
+
+struct ImageLimits {
+  int64_t max_pixels = 40'000'000;         // refuse larger images before decoding (bombs)
+  size_t max_file_bytes = 64 * 1024 * 1024;  // refuse larger files before reading them
+};
+
+struct ImageSize {
+  int width = 0;
+  int height = 0;
+};
+
+// Width and height read from the JPEG/PNG/WebP header without decoding the pixels.
+// InputError (naming `source`) if the bytes are not one of these formats or the header is bad.
+ImageSize probe_image_size(std::string_view bytes, std::string_view source);
+
+// Decodes JPEG/PNG/WebP bytes into an 8-bit RGB image (3 channels), honouring EXIF orientation.
+// When `target_side` > 0 and the image is much larger, JPEGs are decoded at reduced size
+// (1/2, 1/4, 1/8) as long as the result stays at least `target_side` on its shorter side.
+// Every failure (corrupt, truncated, empty, not an image, too many pixels) is an InputError that
+// names `source`.
+cv::Mat decode_image(std::string_view bytes, std::string_view source, const ImageLimits& limits = {},
+                     int target_side = 0);
+
+// Reads and decodes an image file (see decode_image).
+cv::Mat load_image(const std::filesystem::path& path, const ImageLimits& limits = {},
+                   int target_side = 0);
+
+enum class ResizeMode {
+  Stretch,  // scale to exactly width × height, ignoring the aspect ratio
+  Pad,      // keep the aspect ratio, pad with the mean colour to width × height
+};
+
+// How pixels become a model input. Stored in the model file.
+struct Preprocessing {
+  int width = 64;                                    // model input width
+  int height = 64;                                   // model input height
+  ResizeMode resize = ResizeMode::Stretch;           // how to reach width × height
+  std::array<float, 3> mean{0.485f, 0.456f, 0.406f};  // per RGB channel, on [0,1] pixels
+  std::array<float, 3> std{0.229f, 0.224f, 0.225f};   // per RGB channel
+
+  nlohmann::json to_json() const;
+  static Preprocessing from_json(const nlohmann::json& json);
+};
+
+// Resizes an RGB uint8 image to the model's input size.
+cv::Mat resize_for_model(const cv::Mat& rgb, const Preprocessing& pre);
+
+// Writes the normalised CHW float planes of a resized RGB uint8 image (width × height as in
+// `pre`) to `out` (3 × height × width floats).
+void write_normalized_chw(const cv::Mat& resized_rgb, const Preprocessing& pre, float* out);
+
+// Random training transforms, all off when every field is zero/false.
+struct Augmentation {
+  bool horizontal_flip = true;   // flip left-right with probability 0.5
+  double max_rotation_deg = 10;  // uniform rotation in [-x, x]
+  double max_shift = 0.08;       // translation up to this fraction of the size
+  double min_scale = 0.9;        // zoom factor range (crop when > 1)
+  double max_scale = 1.1;
+  double brightness = 0.15;      // multiply by 1 ± x
+  double contrast = 0.15;        // blend with the mean grey by 1 ± x
+  double saturation = 0.15;      // blend with the grey image by 1 ± x
+
+  static Augmentation none();
+  nlohmann::json to_json() const;
+  static Augmentation from_json(const nlohmann::json& json);
+};
+
+// Applies `aug` to an RGB uint8 image; deterministic for a given rng state.
+cv::Mat augment(const cv::Mat& rgb, const Augmentation& aug, std::mt19937& rng);
+
+}  // namespace garmentnet

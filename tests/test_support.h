@@ -1,0 +1,31 @@
+// Helpers shared by the tests: temporary folders, running the garmentnet binary.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace garmentnet::testing {
+
+// A fresh folder under the system temp dir, removed when the object goes away.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs the built garmentnet executable with `arguments` (a shell-quoted string).
+CommandResult run_garmentnet(const std::string& arguments);
+
+}  // namespace garmentnet::testing
