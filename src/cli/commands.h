@@ -6,5 +6,7 @@
 
 namespace garmentnet::cli {
 
+void add_train_command(CLI::App& app);
+void add_pretrain_command(CLI::App& app);
 
 }  // namespace garmentnet::cli

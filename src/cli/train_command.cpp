@@ -1,0 +1,86 @@
+// `garmentnet train` and `garmentnet pretrain`: flags → TrainOptions.
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "train/trainer.h"
+
+namespace garmentnet::cli {
+namespace {
+
+void add_training_flags(CLI::App& command, TrainOptions& o) {
+  command.add_option("--data", o.data_dir, "Dataset folder: data.parquet, images/, optional task.json")->required();
+  command.add_option("--out", o.out_dir, "Run directory to write")->required();
+  command.add_option("--epochs", o.epochs, "Maximum epochs")->capture_default_str();
+  command.add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str();
+  command.add_option("--image-size", o.image_size, "Model input side in pixels")->capture_default_str();
+  command.add_option("--resize", o.resize, "How images reach the input size: stretch or pad")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, ResizeMode>{{"stretch", ResizeMode::Stretch},
+                                                                            {"pad", ResizeMode::Pad}}));
+  command.add_option("--head-lr", o.head_lr, "Peak learning rate of the heads")->capture_default_str();
+  command.add_option("--backbone-lr", o.backbone_lr, "Peak learning rate of trained backbone blocks")
+      ->capture_default_str();
+  command.add_option("--weight-decay", o.weight_decay, "Weight decay")->capture_default_str();
+  command.add_option("--optimizer", o.optimizer, "adamw or sgd")->capture_default_str();
+  command.add_option("--schedule", o.schedule, "cosine, step or constant")->capture_default_str();
+  command.add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up epochs")->capture_default_str();
+  command.add_option("--label-smoothing", o.label_smoothing, "Softmax heads")->capture_default_str();
+  command.add_option("--dropout", o.dropout, "Dropout before the heads")->capture_default_str();
+  command.add_option("--validation", o.validation, "Validation table (default: a stratified split)");
+  command.add_option("--validation-fraction", o.validation_fraction, "Share held out for validation")
+      ->capture_default_str();
+  command.add_option("--monitor", o.monitor, "Best checkpoint and early stopping on: score or loss")
+      ->capture_default_str();
+  command.add_option("--patience", o.patience, "Epochs without improvement before stopping (0 = never)")
+      ->capture_default_str();
+  command.add_flag("!--no-augment", o.augment, "Turn training augmentation off");
+  command.add_option("--seed", o.seed, "Seed of split, weights, shuffling, augmentation")->capture_default_str();
+  command.add_option("--threads", o.threads, "Threads (0 = all cores)")->capture_default_str();
+  command.add_flag("--resume", o.resume, "Continue the run in --out from its checkpoint");
+  command.add_flag("--strict", o.strict, "Missing images and null labels are errors");
+  command.add_flag("!--no-report", o.report, "Skip report.html");
+}
+
+void print_result(const TrainResult& result) {
+  if (result.interrupted) {
+    spdlog::warn("training interrupted after {} completed epoch(s); continue with --resume", result.epochs_run);
+    return;
+  }
+  spdlog::info("best epoch {} of {}{}; model: {}", result.best_epoch, result.epochs_run,
+               result.stopped_early ? " (stopped early)" : "", result.model_path.string());
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto options = std::make_shared<TrainOptions>();
+  CLI::App* command = app.add_subcommand("train", "Train the multi-task model (transfer learning)");
+  add_training_flags(*command, *options);
+  command->add_option("--backbone", options->backbone,
+                      "Native architecture (small_cnn, resnet18, resnet50, mobilenet_v2, vgg16), "
+                      "torchscript:FILE, or a backbone file from `pretrain`")
+      ->capture_default_str();
+  command->add_option("--transfer", options->transfer, "frozen, finetune or scratch")->capture_default_str();
+  command->add_option("--unfreeze-blocks", options->unfreeze_blocks, "finetune: last backbone blocks trained")
+      ->capture_default_str();
+  command->add_option("--feature-views", options->feature_views,
+                      "frozen: feature-cache views per image (1 = no augmentation)")
+      ->capture_default_str();
+  command->callback([options] { print_result(train_model(*options)); });
+}
+
+void add_pretrain_command(CLI::App& app) {
+  auto options = std::make_shared<TrainOptions>();
+  options->epochs = 8;
+  CLI::App* command = app.add_subcommand(
+      "pretrain", "Train a backbone from scratch on a source dataset and save it for `train --backbone`");
+  add_training_flags(*command, *options);
+  command->add_option("--architecture", options->backbone, "Native architecture to pretrain")->capture_default_str();
+  command->callback([options] {
+    options->transfer = "scratch";
+    print_result(pretrain_backbone(*options));
+  });
+}
+
+}  // namespace garmentnet::cli

@@ -1,0 +1,144 @@
+#include "train/train_report.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/html_report.h"
+#include "core/plot.h"
+#include "train/metrics.h"
+
+namespace garmentnet {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::vector<double> series(const json& history, const std::vector<std::string>& path) {
+  std::vector<double> values;
+  for (const auto& entry : history) {
+    const json* node = &entry;
+    for (const auto& key : path) node = &node->at(key);
+    values.push_back(node->get<double>());
+  }
+  return values;
+}
+
+std::string percent(double value) { return fmt::format("{:.1f}%", 100 * value); }
+
+}  // namespace
+
+void write_train_report(const TrainReportInputs& in) {
+  const json& history = *in.history;
+  const fs::path plots = in.out_dir / "plots";
+  fs::create_directories(plots);
+  std::vector<double> epochs;
+  for (const auto& entry : history) epochs.push_back(entry.at("epoch").get<double>());
+
+  HtmlReport report("Training run " + in.out_dir.filename().string());
+  report.section("Summary");
+  std::vector<std::pair<std::string, std::string>> facts;
+  for (const auto& [key, value] : in.summary.items()) {
+    facts.emplace_back(key, value.is_string() ? value.get<std::string>() : value.dump());
+  }
+  report.key_values(facts);
+
+  report.section("Learning curves");
+  LineChart loss{.style = {.title = "Loss per head", .x_label = "epoch", .y_label = "loss"}};
+  for (const auto& head : in.spec.heads) {
+    loss.series.push_back({head.name + " train", epochs, series(history, {"train", "heads", head.name, "loss"})});
+    loss.series.push_back(
+        {head.name + " validation", epochs, series(history, {"val", "heads", head.name, "loss"}), true});
+  }
+  write_line_chart(loss, plots / "loss.png");
+  report.image("plots/loss.png", "Training (solid) and validation (dashed) loss of each head.");
+
+  LineChart quality{.style = {.title = "Validation quality", .x_label = "epoch", .y_label = "score"}};
+  for (const auto& head : in.spec.heads) {
+    if (head.kind == HeadKind::Softmax) {
+      quality.series.push_back({head.name + " top-1 (train)", epochs,
+                                series(history, {"train", "heads", head.name, "top1_accuracy"})});
+      quality.series.push_back({head.name + " top-1", epochs,
+                                series(history, {"val", "heads", head.name, "top1_accuracy"}), true});
+      quality.series.push_back({head.name + " top-2", epochs,
+                                series(history, {"val", "heads", head.name, "top2_accuracy"}), true});
+    } else {
+      quality.series.push_back({head.name + " mAP", epochs,
+                                series(history, {"val", "heads", head.name, "mean_average_precision"}), true});
+      quality.series.push_back({head.name + " macro F1", epochs,
+                                series(history, {"val", "heads", head.name, "macro_f1"}), true});
+    }
+  }
+  write_line_chart(quality, plots / "quality.png");
+  report.image("plots/quality.png", "Accuracy, mean average precision and F1 per epoch.");
+
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& entry : history) {
+    rows.push_back({std::to_string(entry.at("epoch").get<int>()),
+                    fmt::format("{:.4f}", entry.at("train").at("loss").get<double>()),
+                    fmt::format("{:.4f}", entry.at("val").at("loss").get<double>()),
+                    fmt::format("{:.4f}", entry.at("val").at("score").get<double>()),
+                    fmt::format("{:.1f}", entry.at("seconds").get<double>())});
+  }
+  report.table({"epoch", "train loss", "val loss", "val score", "seconds"}, rows);
+
+  report.section("Best epoch on validation data");
+  std::string card = "# Model card\n\n";
+  for (const auto& [key, value] : facts) card += fmt::format("- **{}**: {}\n", key, value);
+  for (const auto& head : in.spec.heads) {
+    const auto& probs = in.best_validation.probabilities.at(head.name);
+    const auto& labels = in.best_validation.labels.at(head.name);
+    report.subsection(head.name);
+    if (head.kind == HeadKind::Softmax) {
+      const SoftmaxMetrics m = softmax_metrics(probs, labels, head.classes);
+      report.key_values({{"top-1 accuracy", percent(m.top1_accuracy)},
+                         {"top-2 accuracy", percent(m.top2_accuracy)},
+                         {"macro F1", fmt::format("{:.3f}", m.macro_f1)},
+                         {"validation rows", std::to_string(m.count)}});
+      card += fmt::format("- **{}**: top-1 {}, top-2 {}, macro F1 {:.3f} (validation, {} rows)\n", head.name,
+                          percent(m.top1_accuracy), percent(m.top2_accuracy), m.macro_f1, m.count);
+      Heatmap confusion{.style = {.title = "Confusion matrix: " + head.name, .x_label = "predicted",
+                                  .y_label = "true", .width = 800, .height = 650},
+                        .row_labels = head.classes, .column_labels = head.classes};
+      for (const auto& row : m.confusion) confusion.values.emplace_back(row.begin(), row.end());
+      write_heatmap(confusion, plots / (head.name + "_confusion.png"));
+      report.image("plots/" + head.name + "_confusion.png", "Rows: true class; columns: top-1 prediction.");
+      std::vector<std::vector<std::string>> per_class;
+      for (const auto& c : m.classes) {
+        per_class.push_back({c.name, fmt::format("{:.3f}", c.scores.precision), fmt::format("{:.3f}", c.scores.recall),
+                             fmt::format("{:.3f}", c.scores.f1), std::to_string(c.support)});
+      }
+      report.table({"class", "precision", "recall", "F1", "support"}, per_class);
+    } else {
+      const auto& thresholds = in.thresholds.at(head.name);
+      const MultiLabelMetrics m = multilabel_metrics(probs, labels, head.classes, thresholds);
+      PrecisionRecallChart pr{.style = {.title = "Precision-recall: " + head.name}};
+      std::vector<std::vector<std::string>> per_tag;
+      const auto curves = precision_recall_curves(probs, labels, head.classes);
+      for (size_t k = 0; k < m.tags.size(); ++k) {
+        const TagMetrics& t = m.tags[k];
+        per_tag.push_back({t.name, fmt::format("{:.3f}", t.threshold), fmt::format("{:.3f}", t.at_threshold.precision),
+                           fmt::format("{:.3f}", t.at_threshold.recall), fmt::format("{:.3f}", t.at_threshold.f1),
+                           fmt::format("{:.3f}", t.at_default.f1), fmt::format("{:.3f}", t.average_precision),
+                           std::to_string(t.positives)});
+        card += fmt::format("- **{} / {}**: F1 {:.3f} at threshold {:.3f}, AP {:.3f}\n", head.name, t.name,
+                            t.at_threshold.f1, t.threshold, t.average_precision);
+        PrecisionRecallSeries s{.name = fmt::format("{} (AP {:.2f})", t.name, t.average_precision)};
+        for (const auto& point : curves[k].points) {
+          s.recall.push_back(point.recall);
+          s.precision.push_back(point.precision);
+        }
+        pr.series.push_back(std::move(s));
+      }
+      report.table({"tag", "threshold", "precision", "recall", "F1", "F1 at 0.5", "AP", "positives"}, per_tag);
+      write_precision_recall_chart(pr, plots / (head.name + "_pr.png"));
+      report.image("plots/" + head.name + "_pr.png", "Precision-recall curve of each tag on validation data.");
+    }
+  }
+  report.paragraph("Thresholds were tuned on the validation data to maximise each tag's F1; "
+                   "validation scores at tuned thresholds are therefore slightly optimistic. "
+                   "Use `garmentnet evaluate` on held-out test data for unbiased figures.");
+  report.write(in.out_dir / "report.html");
+  write_file_atomically(in.out_dir / "model_card.md", card);
+}
+
+}  // namespace garmentnet

@@ -1,0 +1,34 @@
+// The training run's report: report.html with loss and score curves per head, the confusion
+// matrix and precision-recall curves of the best epoch on validation data, and model_card.md.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/task_spec.h"
+
+namespace garmentnet {
+
+// Per-head probabilities (row-major [rows × outputs]) and labels (-1 missing) of one split.
+struct SplitPredictions {
+  std::map<std::string, std::vector<float>> probabilities;
+  std::map<std::string, std::vector<int64_t>> labels;
+};
+
+struct TrainReportInputs {
+  std::filesystem::path out_dir;     // run directory; plots go to out_dir/plots
+  std::filesystem::path model_path;  // the best model file
+  TaskSpec spec;
+  const nlohmann::json* history = nullptr;  // metrics.json entries, one per epoch
+  SplitPredictions best_validation;         // validation predictions of the best epoch
+  std::map<std::string, std::vector<double>> thresholds;  // tuned, per multi-label head
+  nlohmann::json summary;                   // key facts for the card (data, rows, backbone …)
+};
+
+void write_train_report(const TrainReportInputs& inputs);
+
+}  // namespace garmentnet
