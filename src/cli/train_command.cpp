@@ -64,6 +64,8 @@ void add_train_command(CLI::App& app) {
   command->add_option("--transfer", options->transfer, "frozen, finetune or scratch")->capture_default_str();
   command->add_option("--unfreeze-blocks", options->unfreeze_blocks, "finetune: last backbone blocks trained")
       ->capture_default_str();
+  command->add_flag("!--no-feature-cache", options->feature_cache,
+                    "frozen: run the backbone on every step instead of caching its features");
   command->add_option("--feature-views", options->feature_views,
                       "frozen: feature-cache views per image (1 = no augmentation)")
       ->capture_default_str();

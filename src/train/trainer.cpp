@@ -106,6 +106,7 @@ json options_to_json(const TrainOptions& o) {
           {"image_size", o.image_size},
           {"resize", o.resize == ResizeMode::Stretch ? "stretch" : "pad"},
           {"augment", o.augment},
+          {"feature_cache", o.feature_cache},
           {"feature_views", o.feature_views},
           {"seed", o.seed},
           {"threads", o.threads},
@@ -497,7 +498,7 @@ TrainResult train_model(const TrainOptions& options) {
   }
 
   // With a frozen backbone every epoch sees the same features: compute them once.
-  const bool feature_cache = options.transfer == "frozen";
+  const bool feature_cache = options.transfer == "frozen" && options.feature_cache;
   torch::Tensor train_features, val_features;
   std::vector<size_t> cached_rows;  // training example of each cached feature row
   auto features_of = [&](const std::vector<cv::Mat>& images, bool augmented, uint64_t seed,

@@ -39,7 +39,8 @@ struct TrainOptions {
   int image_size = 64;                  // model input side (square)
   ResizeMode resize = ResizeMode::Stretch;  // how images reach the input size
   bool augment = true;                  // training augmentation
-  int feature_views = 1;                // frozen backbone: cached views per image (1 = plain only)
+  bool feature_cache = true;            // frozen backbone: compute features once, train heads on them
+  int feature_views = 1;                // feature cache: views per image (1 = plain only)
   uint64_t seed = 42;                   // split, initialisation, shuffling, augmentation
   int threads = 0;                      // 0 = all cores available
   bool resume = false;                  // continue the run in out_dir from its checkpoint

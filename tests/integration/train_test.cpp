@@ -1,0 +1,168 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/atomic_file.h"
+#include "data/fashion_mnist.h"
+#include "model/model_file.h"
+#include "train/trainer.h"
+#include "test_support.h"
+
+namespace garmentnet {
+namespace {
+
+// A small built-in dataset (target split only), made once for all tests of this file.
+const std::filesystem::path& tiny_dataset() {
+  static testing::TempDir dir;
+  static const std::filesystem::path data = [] {
+    FashionMnistOptions options;
+    options.out_dir = dir / "garments";
+    options.make_source = false;
+    options.image_size = 32;
+    options.train_size = 300;
+    options.test_size = 20;
+    make_fashion_mnist_dataset(options);
+    return options.out_dir;
+  }();
+  return data;
+}
+
+TrainOptions quick_options(const std::filesystem::path& out) {
+  TrainOptions o;
+  o.data_dir = tiny_dataset();
+  o.out_dir = out;
+  o.image_size = 32;
+  o.epochs = 4;
+  o.batch_size = 32;
+  o.transfer = "scratch";
+  o.warmup_epochs = 0;
+  o.patience = 0;
+  o.report = false;
+  return o;
+}
+
+nlohmann::json read_json(const std::filesystem::path& path) { return nlohmann::json::parse(read_file(path)); }
+
+TEST(Train, TinyTaskLearnsAboveChanceAndWritesTheRun) {
+  testing::TempDir dir;
+  TrainOptions o = quick_options(dir / "run");
+  o.report = true;
+  const TrainResult result = train_model(o);
+  const auto history = read_json(dir / "run/metrics.json");
+  ASSERT_EQ(history.size(), 4u);
+  // Loss falls and the category head beats chance (5 classes: 0.2) on validation data.
+  EXPECT_LT(history.back()["train"]["loss"].get<double>(), history.front()["train"]["loss"].get<double>());
+  EXPECT_GT(result.best_metrics["heads"]["cc3"]["top1_accuracy"].get<double>(), 0.4);
+  for (const char* file : {"model.gnm", "metrics.csv", "config.json", "train.log", "report.html",
+                           "model_card.md", "plots/loss.png", "plots/cc3_confusion.png", "plots/tags_pr.png"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir / "run" / file)) << file;
+  }
+  // The model file carries tuned thresholds and the validation metrics of the best epoch.
+  const ModelBundle bundle = load_model_file(result.model_path);
+  EXPECT_EQ(bundle.thresholds("tags").size(), 3u);
+  EXPECT_EQ(bundle.metrics["epoch"].get<int>(), result.best_epoch);
+  EXPECT_EQ(bundle.preprocessing.width, 32);
+}
+
+TEST(Train, RefusesToOverwriteARunAndBadOptions) {
+  testing::TempDir dir;
+  TrainOptions o = quick_options(dir / "run");
+  o.epochs = 1;
+  train_model(o);
+  EXPECT_THROW(train_model(o), InputError);
+  o.transfer = "sideways";
+  EXPECT_THROW(train_model(o), InputError);
+}
+
+TEST(Train, FeatureCacheMatchesRecomputingTheFrozenBackbone) {
+  testing::TempDir dir;
+  TrainOptions o = quick_options(dir / "cached");
+  o.transfer = "frozen";
+  o.backbone = "small_cnn";
+  o.augment = false;
+  o.dropout = 0;
+  o.epochs = 2;
+  const TrainResult cached = train_model(o);
+  o.out_dir = dir / "recomputed";
+  o.feature_cache = false;
+  const TrainResult recomputed = train_model(o);
+  const double a = cached.best_metrics["loss"].get<double>();
+  const double b = recomputed.best_metrics["loss"].get<double>();
+  EXPECT_NEAR(a, b, 1e-4 * std::abs(a));
+}
+
+// Runs `garmentnet train` in the background; returns its pid.
+pid_t start_training(const std::string& arguments) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string command = std::string(GARMENTNET_BINARY) + " " + arguments + " >/dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits until metrics.json lists `epochs` epochs (or 120 s pass).
+bool wait_for_epochs(const std::filesystem::path& run, size_t epochs) {
+  for (int i = 0; i < 1200; ++i) {
+    std::error_code error;
+    if (std::filesystem::exists(run / "metrics.json", error)) {
+      try {
+        if (read_json(run / "metrics.json").size() >= epochs) return true;
+      } catch (...) {
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
+  testing::TempDir dir;
+  const auto run = dir / "run";
+  const std::string arguments = "train --data " + tiny_dataset().string() + " --out " + run.string() +
+                                " --image-size 32 --epochs 6 --batch-size 16 --patience 0 --no-report "
+                                "--transfer scratch --backbone small_cnn";
+  const pid_t pid = start_training(arguments);
+  ASSERT_TRUE(wait_for_epochs(run, 2));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const size_t done = read_json(run / "metrics.json").size();
+  ASSERT_LT(done, 6u) << "the run finished before it could be killed";
+
+  const auto resumed = testing::run_garmentnet(arguments + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming at epoch " + std::to_string(done + 1) + " of 6"), std::string::npos)
+      << resumed.output;
+  const auto history = read_json(run / "metrics.json");
+  ASSERT_EQ(history.size(), 6u);
+  for (size_t i = 0; i < history.size(); ++i) EXPECT_EQ(history[i]["epoch"].get<size_t>(), i + 1);
+}
+
+TEST(Train, SigtermSavesACheckpointAndExitsCleanly) {
+  testing::TempDir dir;
+  const auto run = dir / "run";
+  const std::string arguments = "train --data " + tiny_dataset().string() + " --out " + run.string() +
+                                " --image-size 32 --epochs 50 --batch-size 8 --patience 0 --no-report "
+                                "--transfer scratch --backbone small_cnn";
+  const pid_t pid = start_training(arguments);
+  ASSERT_TRUE(wait_for_epochs(run, 1));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(std::filesystem::exists(run / "checkpoint.gnm"));
+  const ModelBundle checkpoint = load_model_file(run / "checkpoint.gnm");
+  const int next = checkpoint.metadata["training_state"]["next_epoch"].get<int>();
+  EXPECT_EQ(static_cast<size_t>(next), read_json(run / "metrics.json").size());
+}
+
+}  // namespace
+}  // namespace garmentnet
