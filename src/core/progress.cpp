@@ -11,7 +11,8 @@ namespace {
 std::string format_duration(double seconds) {
   if (seconds < 0 || seconds > 1e7) return "--:--";
   auto total = static_cast<int64_t>(seconds + 0.5);
-  if (total >= 3600) return fmt::format("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60);
+  if (total >= 3600)
+    return fmt::format("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60);
   return fmt::format("{:02}:{:02}", total / 60, total % 60);
 }
 
@@ -37,7 +38,8 @@ void Progress::advance(int64_t done) {
   if (finished_) return;
   const auto now = std::chrono::steady_clock::now();
   // A terminal redraws often; a log gets a line every 10 s at most.
-  const auto interval = terminal_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(10000);
+  const auto interval =
+      terminal_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(10000);
   if (now - last_draw_ >= interval) {
     last_draw_ = now;
     draw(false);
@@ -71,10 +73,9 @@ void Progress::draw(bool final) {
                        final ? format_duration(elapsed) : "ETA " + format_duration(eta), status_,
                        final ? "\n" : "\033[K");
   } else {
-    line = fmt::format("{}: {}/{} ({:.0f}%) {:.1f} {}/s {} {}\n", label_, done, total_,
-                       fraction * 100, rate, unit_,
-                       final ? "took " + format_duration(elapsed) : "ETA " + format_duration(eta),
-                       status_);
+    line = fmt::format(
+        "{}: {}/{} ({:.0f}%) {:.1f} {}/s {} {}\n", label_, done, total_, fraction * 100, rate,
+        unit_, final ? "took " + format_duration(elapsed) : "ETA " + format_duration(eta), status_);
   }
   std::fputs(line.c_str(), stderr);
   std::fflush(stderr);

@@ -28,11 +28,11 @@ struct DatasetReport {
 };
 
 struct LabelledDataset {
-  TaskSpec spec;                               // classes filled in
+  TaskSpec spec;  // classes filled in
   std::filesystem::path table_path;
   std::filesystem::path images_dir;
-  std::vector<std::string> ids;                // one per example, duplicates removed
-  std::vector<std::filesystem::path> images;   // image file per example
+  std::vector<std::string> ids;               // one per example, duplicates removed
+  std::vector<std::filesystem::path> images;  // image file per example
   // Per head name. Softmax: one class index per example, -1 where the label is missing.
   // MultiLabel: examples × tags, row-major, values 0/1, -1 where missing.
   std::map<std::string, std::vector<int64_t>> labels;
@@ -50,8 +50,8 @@ struct LabelledDataset {
 //  - null labels: warned and masked (error with strict);
 //  - missing image files: warned and the rows skipped (error with strict).
 LabelledDataset load_labelled_dataset(const std::filesystem::path& table,
-                                      const std::filesystem::path& images_dir,
-                                      const TaskSpec& spec, const DatasetOptions& options = {},
+                                      const std::filesystem::path& images_dir, const TaskSpec& spec,
+                                      const DatasetOptions& options = {},
                                       DatasetReport* report = nullptr);
 
 // Reads the ids to predict (the spec's id column) from a table; errors on nulls and a missing

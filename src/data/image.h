@@ -3,12 +3,11 @@
 // same pixels everywhere.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-#include <opencv2/core.hpp>
-
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
+#include <opencv2/core.hpp>
 #include <random>
 #include <string>
 #include <string_view>
@@ -16,7 +15,7 @@
 namespace garmentnet {
 
 struct ImageLimits {
-  int64_t max_pixels = 40'000'000;         // refuse larger images before decoding (bombs)
+  int64_t max_pixels = 40'000'000;           // refuse larger images before decoding (bombs)
   size_t max_file_bytes = 64 * 1024 * 1024;  // refuse larger files before reading them
 };
 
@@ -34,8 +33,8 @@ ImageSize probe_image_size(std::string_view bytes, std::string_view source);
 // (1/2, 1/4, 1/8) as long as the result stays at least `target_side` on its shorter side.
 // Every failure (corrupt, truncated, empty, not an image, too many pixels) is an InputError that
 // names `source`.
-cv::Mat decode_image(std::string_view bytes, std::string_view source, const ImageLimits& limits = {},
-                     int target_side = 0);
+cv::Mat decode_image(std::string_view bytes, std::string_view source,
+                     const ImageLimits& limits = {}, int target_side = 0);
 
 // Reads and decodes an image file (see decode_image).
 cv::Mat load_image(const std::filesystem::path& path, const ImageLimits& limits = {},
@@ -48,9 +47,9 @@ enum class ResizeMode {
 
 // How pixels become a model input. Stored in the model file.
 struct Preprocessing {
-  int width = 64;                                    // model input width
-  int height = 64;                                   // model input height
-  ResizeMode resize = ResizeMode::Stretch;           // how to reach width × height
+  int width = 64;                                     // model input width
+  int height = 64;                                    // model input height
+  ResizeMode resize = ResizeMode::Stretch;            // how to reach width × height
   std::array<float, 3> mean{0.485f, 0.456f, 0.406f};  // per RGB channel, on [0,1] pixels
   std::array<float, 3> std{0.229f, 0.224f, 0.225f};   // per RGB channel
 
@@ -72,9 +71,9 @@ struct Augmentation {
   double max_shift = 0.08;       // translation up to this fraction of the size
   double min_scale = 0.9;        // zoom factor range (crop when > 1)
   double max_scale = 1.1;
-  double brightness = 0.15;      // multiply by 1 ± x
-  double contrast = 0.15;        // blend with the mean grey by 1 ± x
-  double saturation = 0.15;      // blend with the grey image by 1 ± x
+  double brightness = 0.15;  // multiply by 1 ± x
+  double contrast = 0.15;    // blend with the mean grey by 1 ± x
+  double saturation = 0.15;  // blend with the grey image by 1 ± x
 
   static Augmentation none();
   nlohmann::json to_json() const;

@@ -60,6 +60,9 @@ void write_table(const Table& table, const std::filesystem::path& path);
 // compute counts over Parquet files with read_parquet('...'). For tests and reports.
 Table query_sql(const std::string& sql);
 
+// Runs SQL statements that return no table (e.g. COPY ... TO) in a fresh in-memory database.
+void execute_sql(const std::string& sql);
+
 // `text` as a SQL string literal ('it''s') and as a quoted identifier ("polka dot").
 std::string sql_string_literal(std::string_view text);
 std::string sql_identifier(std::string_view name);

@@ -3,9 +3,8 @@
 // a dataset folder, optionally as task.json beside data.parquet.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -17,7 +16,7 @@ enum class HeadKind {
 };
 
 struct HeadSpec {
-  std::string name;                  // key of this head in outputs and reports, e.g. "cc3", "tags"
+  std::string name;  // key of this head in outputs and reports, e.g. "cc3", "tags"
   HeadKind kind = HeadKind::Softmax;
   std::string column;                // Softmax: the label column; unused for MultiLabel
   std::vector<std::string> classes;  // Softmax: class names in label order (sorted alphabetically);
@@ -28,7 +27,7 @@ struct HeadSpec {
 };
 
 struct TaskSpec {
-  std::string id_column = "uuid";         // column that identifies an item
+  std::string id_column = "uuid";           // column that identifies an item
   std::string image_pattern = "{id}.jpeg";  // image file name inside the images folder
   std::vector<HeadSpec> heads;
 

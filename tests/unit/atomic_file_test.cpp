@@ -1,6 +1,7 @@
+#include "core/atomic_file.h"
+
 #include <gtest/gtest.h>
 
-#include "core/atomic_file.h"
 #include "core/error.h"
 #include "test_support.h"
 

@@ -1,8 +1,8 @@
+#include "core/thread_pool.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
-
-#include "core/thread_pool.h"
 
 namespace garmentnet {
 namespace {
