@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <fstream>
 #include <sstream>
 
 #include "core/error.h"
@@ -185,7 +187,7 @@ Backbone load_torchscript(std::istream& in, const std::string& source) {
            "tools/export_torchvision_backbone.py",
            source, kMetadataFile);
   }
-  return Backbone(std::make_shared<TorchScriptBackboneImpl>(std::move(module), std::move(metadata), source));
+  return make_backbone<TorchScriptBackboneImpl>(std::move(module), std::move(metadata), source);
 }
 
 const ContainerKind kBackboneFile{

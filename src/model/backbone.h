@@ -71,6 +71,12 @@ class BackboneImpl : public torch::nn::Module {
 
 TORCH_MODULE(Backbone);
 
+// Wraps a new concrete backbone (Backbone's forwarding constructor would build the abstract base).
+template <typename Impl, typename... Args>
+Backbone make_backbone(Args&&... args) {
+  return Backbone(std::shared_ptr<BackboneImpl>(std::make_shared<Impl>(std::forward<Args>(args)...)));
+}
+
 // The native architectures, e.g. {"small_cnn", "resnet18", "resnet50", "mobilenet_v2", "vgg16"}.
 std::vector<std::string> native_backbone_names();
 

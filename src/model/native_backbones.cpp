@@ -231,12 +231,18 @@ class ResNetImpl : public NativeBackboneImpl {
 
 // ---- MobileNetV2 (Sandler et al. 2018), torchvision layout, width multiplier 1.
 
-// Convolution, batch norm, ReLU6 (torchvision's Conv2dNormActivation).
-nn::Sequential conv_bn_relu6(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1,
-                             int64_t groups = 1) {
-  return nn::Sequential(conv(in, out, kernel, stride, groups), nn::BatchNorm2d(out),
-                        nn::ReLU6(nn::ReLU6Options(true)));
-}
+// Convolution, batch norm, ReLU6 (torchvision's Conv2dNormActivation). A Sequential subclass with
+// a plain forward, because a bare Sequential cannot be nested in another one.
+class ConvBnReLU6Impl : public nn::SequentialImpl {
+ public:
+  ConvBnReLU6Impl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t groups = 1) {
+    push_back(conv(in, out, kernel, stride, groups));
+    push_back(nn::BatchNorm2d(out));
+    push_back(nn::ReLU6(nn::ReLU6Options(true)));
+  }
+  torch::Tensor forward(torch::Tensor x) { return nn::SequentialImpl::forward(x); }
+};
+TORCH_MODULE(ConvBnReLU6);
 
 class InvertedResidualImpl : public nn::Module {
  public:
@@ -244,8 +250,8 @@ class InvertedResidualImpl : public nn::Module {
       : residual_(stride == 1 && in == out) {
     const int64_t hidden = in * expand_ratio;
     nn::Sequential layers;
-    if (expand_ratio != 1) layers->push_back(conv_bn_relu6(in, hidden, 1));
-    layers->push_back(conv_bn_relu6(hidden, hidden, 3, stride, hidden));
+    if (expand_ratio != 1) layers->push_back(ConvBnReLU6(in, hidden, 1));
+    layers->push_back(ConvBnReLU6(hidden, hidden, 3, stride, hidden));
     layers->push_back(conv(hidden, out, 1));
     layers->push_back(nn::BatchNorm2d(out));
     conv_ = register_module("conv", layers);
@@ -269,14 +275,14 @@ class MobileNetV2Impl : public NativeBackboneImpl {
     const std::vector<Stage> stages{{1, 16, 1, 1},  {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
                                     {6, 96, 3, 1},  {6, 160, 3, 2}, {6, 320, 1, 1}};
     int64_t in = 32;
-    features_->push_back(conv_bn_relu6(3, in, 3, 2));
+    features_->push_back(ConvBnReLU6(3, in, 3, 2));
     for (const auto& stage : stages)
       for (int64_t i = 0; i < stage.repeats; ++i) {
         features_->push_back(
             InvertedResidual(in, stage.channels, i == 0 ? stage.stride : 1, stage.expand_ratio));
         in = stage.channels;
       }
-    features_->push_back(conv_bn_relu6(in, kLastChannels, 1));
+    features_->push_back(ConvBnReLU6(in, kLastChannels, 1));
     register_module("features", features_);
     std::vector<std::pair<std::string, std::vector<std::string>>> blocks;
     for (size_t i = 0; i < features_->size(); ++i) {
@@ -339,13 +345,13 @@ std::vector<std::string> native_backbone_names() {
 }
 
 Backbone make_native_backbone(const std::string& name) {
-  if (name == "small_cnn") return Backbone(std::make_shared<SmallCnnImpl>());
+  if (name == "small_cnn") return make_backbone<SmallCnnImpl>();
   if (name == "resnet18")
-    return Backbone(std::make_shared<ResNetImpl<BasicBlockImpl>>(name, std::array<int64_t, 4>{2, 2, 2, 2}));
+    return make_backbone<ResNetImpl<BasicBlockImpl>>(name, std::array<int64_t, 4>{2, 2, 2, 2});
   if (name == "resnet50")
-    return Backbone(std::make_shared<ResNetImpl<BottleneckImpl>>(name, std::array<int64_t, 4>{3, 4, 6, 3}));
-  if (name == "mobilenet_v2") return Backbone(std::make_shared<MobileNetV2Impl>());
-  if (name == "vgg16") return Backbone(std::make_shared<Vgg16Impl>());
+    return make_backbone<ResNetImpl<BottleneckImpl>>(name, std::array<int64_t, 4>{3, 4, 6, 3});
+  if (name == "mobilenet_v2") return make_backbone<MobileNetV2Impl>();
+  if (name == "vgg16") return make_backbone<Vgg16Impl>();
   fail("unknown backbone '{}'; choose one of {}, or torchscript:FILE, or a backbone file", name,
        fmt::join(native_backbone_names(), ", "));
 }
