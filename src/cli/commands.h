@@ -6,5 +6,7 @@
 
 namespace garmentnet::cli {
 
+// make_dataset_command.cpp: builds the built-in Fashion-MNIST garment dataset.
+void add_make_dataset_command(CLI::App& app);
 
 }  // namespace garmentnet::cli
