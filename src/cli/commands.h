@@ -6,6 +6,9 @@
 
 namespace garmentnet::cli {
 
+// make_dataset_command.cpp: builds the built-in Fashion-MNIST garment dataset.
+void add_make_dataset_command(CLI::App& app);
+// train_command.cpp: trains the multi-task model / pretrains a backbone.
 void add_train_command(CLI::App& app);
 void add_pretrain_command(CLI::App& app);
 

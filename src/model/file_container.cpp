@@ -1,0 +1,147 @@
+#include "model/file_container.h"
+
+#include <zlib.h>
+
+#include <array>
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace garmentnet {
+namespace {
+
+constexpr size_t kMagicBytes = 16;
+constexpr size_t kHeaderBytes = kMagicBytes + 4 + 8;
+
+void append_little_endian(std::string& out, uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+uint64_t read_little_endian(std::string_view in, int bytes) {
+  uint64_t value = 0;
+  for (int i = bytes - 1; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(in[i]);
+  return value;
+}
+
+uint32_t checksum(std::string_view bytes) {
+  return static_cast<uint32_t>(
+      crc32_z(0, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<z_size_t>(bytes.size())));
+}
+
+[[noreturn]] void fail_foreign(const std::filesystem::path& path, const ContainerKind& kind) {
+  fail("{} is not a {} (it does not start with '{}'); {}", path.string(), kind.description,
+       kind.magic, kind.remedy);
+}
+
+[[noreturn]] void fail_truncated(const std::filesystem::path& path, const ContainerKind& kind,
+                                 uint64_t expected, uint64_t found) {
+  fail("{} is a truncated {} ({} bytes expected, {} found); copy it again or write it anew; {}",
+       path.string(), kind.description, expected, found, kind.remedy);
+}
+
+// Checks the header and parses the document; `file_bytes` is the whole file's size and `head` at
+// least its first kHeaderBytes + JSON length bytes when available. Returns the document's end.
+nlohmann::json parse_head(const std::filesystem::path& path, const ContainerKind& kind,
+                          std::string_view head, uint64_t file_bytes, uint64_t* document_end) {
+  if (head.size() < kMagicBytes || head.substr(0, kMagicBytes) != kind.magic) fail_foreign(path, kind);
+  if (head.size() < kHeaderBytes) fail_truncated(path, kind, kHeaderBytes, file_bytes);
+  const auto version = static_cast<uint32_t>(read_little_endian(head.substr(kMagicBytes), 4));
+  if (version != kind.version)
+    fail("{} is a {} of format version {}, but this garmentnet reads version {}; use the garmentnet "
+         "release that wrote it, or {}",
+         path.string(), kind.description, version, kind.version, kind.remedy);
+  const uint64_t json_bytes = read_little_endian(head.substr(kMagicBytes + 4), 8);
+  if (json_bytes > file_bytes - kHeaderBytes)
+    fail_truncated(path, kind, kHeaderBytes + json_bytes, file_bytes);
+  *document_end = kHeaderBytes + json_bytes;
+  if (head.size() < *document_end) fail_truncated(path, kind, *document_end, head.size());
+  nlohmann::json document =
+      nlohmann::json::parse(head.substr(kHeaderBytes, json_bytes), nullptr, /*allow_exceptions=*/false);
+  if (!document.is_object() || !document.contains("sections") || !document["sections"].is_array())
+    fail("{} is a corrupt {} (its JSON header cannot be read); {}", path.string(), kind.description,
+         kind.remedy);
+  return document;
+}
+
+}  // namespace
+
+void write_container(const std::filesystem::path& path, const ContainerKind& kind,
+                     nlohmann::json document,
+                     const std::vector<std::pair<std::string, std::string>>& sections) {
+  document["sections"] = nlohmann::json::array();
+  for (const auto& [name, bytes] : sections)
+    document["sections"].push_back({{"name", name}, {"bytes", bytes.size()}, {"crc32", checksum(bytes)}});
+  const std::string json = document.dump(2);
+  std::string header(kind.magic);
+  append_little_endian(header, kind.version, 4);
+  append_little_endian(header, json.size(), 8);
+  write_atomically(path, [&](const std::filesystem::path& temp) {
+    std::ofstream out(temp, std::ios::binary);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    out.write(json.data(), static_cast<std::streamsize>(json.size()));
+    for (const auto& [name, bytes] : sections)
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) fail("cannot write {} (disk full or not writable?)", temp.string());
+  });
+}
+
+ContainerContents read_container(const std::filesystem::path& path, const ContainerKind& kind) {
+  const std::string bytes = read_file(path);
+  uint64_t offset = 0;
+  ContainerContents contents;
+  contents.document = parse_head(path, kind, bytes, bytes.size(), &offset);
+  for (const auto& section : contents.document["sections"]) {
+    if (!section.is_object() || !section.contains("name") || !section.contains("bytes") ||
+        !section["name"].is_string() || !section["bytes"].is_number_unsigned())
+      fail("{} is a corrupt {} (bad section list); {}", path.string(), kind.description, kind.remedy);
+    const uint64_t size = section["bytes"].get<uint64_t>();
+    if (size > bytes.size() - offset) {
+      uint64_t expected = offset;
+      for (const auto& s : contents.document["sections"]) expected += s.value("bytes", uint64_t{0});
+      fail_truncated(path, kind, expected, bytes.size());
+    }
+    std::string data = bytes.substr(offset, size);
+    offset += size;
+    if (section.value("crc32", uint32_t{0}) != checksum(data))
+      fail("{} is a corrupt {} (section '{}' fails its checksum); copy it again or write it anew",
+           path.string(), kind.description, section["name"].get<std::string>());
+    contents.sections[section["name"].get<std::string>()] = std::move(data);
+  }
+  if (offset != bytes.size())
+    fail("{} is a corrupt {} ({} unexpected bytes after the last section); {}", path.string(),
+         kind.description, bytes.size() - offset, kind.remedy);
+  return contents;
+}
+
+nlohmann::json read_container_document(const std::filesystem::path& path,
+                                        const ContainerKind& kind) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read {}: no such file or not readable", path.string());
+  std::error_code error;
+  const uint64_t file_bytes = std::filesystem::file_size(path, error);
+  std::string head(kHeaderBytes, '\0');
+  in.read(head.data(), kHeaderBytes);
+  head.resize(static_cast<size_t>(in.gcount()));
+  if (head.size() == kHeaderBytes && head.substr(0, kMagicBytes) == kind.magic) {
+    const uint64_t json_bytes = read_little_endian(std::string_view(head).substr(kMagicBytes + 4), 8);
+    if (json_bytes <= file_bytes - kHeaderBytes) {
+      head.resize(kHeaderBytes + json_bytes);
+      in.read(head.data() + kHeaderBytes, static_cast<std::streamsize>(json_bytes));
+      head.resize(kHeaderBytes + static_cast<size_t>(in.gcount()));
+    }
+  }
+  uint64_t document_end = 0;
+  return parse_head(path, kind, head, file_bytes, &document_end);
+}
+
+bool has_container_magic(const std::filesystem::path& path, const ContainerKind& kind) {
+  std::ifstream in(path, std::ios::binary);
+  std::array<char, kMagicBytes> magic{};
+  in.read(magic.data(), kMagicBytes);
+  return in.gcount() == static_cast<std::streamsize>(kMagicBytes) &&
+         std::string_view(magic.data(), kMagicBytes) == kind.magic;
+}
+
+}  // namespace garmentnet

@@ -1,0 +1,47 @@
+// The model file (.gnm): one self-describing, versioned file with everything needed to use a
+// trained model and no other flags: architecture, weights, task spec, preprocessing, tuned tag
+// thresholds, training metrics and free metadata. Layout: docs/model-format.md.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+#include "model/multitask_model.h"
+
+namespace garmentnet {
+
+// The format version this build reads and writes.
+inline constexpr uint32_t kModelFormatVersion = 1;
+
+struct ModelBundle {
+  MultiTaskModel model{nullptr};  // layers and weights; its spec() is the task spec
+  Preprocessing preprocessing;    // how images become inputs
+  // Multi-label head name → probability threshold per tag, in output order; heads not listed use
+  // 0.5 for every tag.
+  std::map<std::string, std::vector<double>> tag_thresholds;
+  nlohmann::json metrics = nlohmann::json::object();   // training metrics (free-form)
+  nlohmann::json metadata = nlohmann::json::object();  // free-form (dataset info, …); saving adds
+                                                       // created_at and garmentnet_version
+
+  // Thresholds of one multi-label head (0.5 each when none were tuned).
+  std::vector<double> thresholds(const std::string& head) const;
+};
+
+// Writes the bundle atomically. InputError if thresholds do not match the heads.
+void save_model_file(const ModelBundle& bundle, const std::filesystem::path& path);
+
+// Reads a model file onto the CPU, in eval mode. InputError naming the file for a missing,
+// truncated, corrupt, foreign or other-version file.
+ModelBundle load_model_file(const std::filesystem::path& path);
+
+// Only the file's JSON document (task spec, preprocessing, thresholds, metrics, metadata,
+// architecture), without reading the weights or needing torch to build the model.
+nlohmann::json read_model_file_document(const std::filesystem::path& path);
+
+}  // namespace garmentnet
