@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include "core/atomic_file.h"
 #include "core/html_report.h"
 #include "core/plot.h"

@@ -2,7 +2,7 @@
 // matrix and precision-recall curves of the best epoch on validation data, and model_card.md.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <map>

@@ -712,10 +712,10 @@ TrainResult pretrain_backbone(TrainOptions options) {
   if (result.interrupted) return result;
   ModelBundle best = load_model_file(result.model_path);
   const fs::path backbone_path = options.out_dir / "backbone.pt";
-  save_backbone_file(best.model->backbone(), backbone_path,
-                     {{"pretrained_on", options.data_dir.string()},
-                      {"validation", result.best_metrics},
-                      {"image_size", options.image_size}});
+  const json metadata = {{"pretrained_on", options.data_dir.string()},
+                         {"validation", result.best_metrics},
+                         {"image_size", options.image_size}};
+  save_backbone_file(best.model->backbone(), backbone_path, metadata);
   spdlog::info("backbone saved to {} (use: garmentnet train --backbone {})", backbone_path.string(),
                backbone_path.string());
   return result;

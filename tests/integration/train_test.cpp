@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "data/fashion_mnist.h"
 #include "model/model_file.h"
 #include "train/trainer.h"
