@@ -351,14 +351,14 @@ TableSummary summarize_labelled_table(const fs::path& table_path, const fs::path
     };
     if (category_samples != nullptr) {
       for (size_t c = 0; c < s.categories.size(); ++c) {
-        category_samples->push_back(sample(
-            s.categories[c].name, [&](size_t row) { return category_of[row] == static_cast<int>(c); }));
+        category_samples->push_back(sample(s.categories[c].name, [&](size_t row) {
+          return category_of[row] == static_cast<int>(c);
+        }));
       }
     }
     if (tag_samples != nullptr) {
       for (size_t t = 0; t < s.tags.size(); ++t) {
-        tag_samples->push_back(
-            sample(s.tags[t], [&](size_t row) { return tags_of[row][t] == 1; }));
+        tag_samples->push_back(sample(s.tags[t], [&](size_t row) { return tags_of[row][t] == 1; }));
       }
     }
   }

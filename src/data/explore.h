@@ -16,8 +16,8 @@
 namespace garmentnet {
 
 struct ExploreOptions {
-  std::filesystem::path data_dir;    // dataset folder (data.parquet, images/, ...)
-  std::filesystem::path images_dir;  // images folder; empty means data_dir/images
+  std::filesystem::path data_dir;        // dataset folder (data.parquet, images/, ...)
+  std::filesystem::path images_dir;      // images folder; empty means data_dir/images
   TaskSpec spec = TaskSpec::garments();  // which columns are the category and the tags
   size_t max_distinct_values = 40;  // other text columns with at most this many values get counted
   int threads = 0;                  // threads for reading image headers; 0 = all cores
@@ -39,10 +39,10 @@ struct ValueDistribution {
 
 // Image files: sizes read from the headers only, file sizes in bytes.
 struct ImageStats {
-  size_t images_read = 0;                // images whose header was read
-  std::vector<std::string> unreadable;   // "file: reason" for images whose header is bad
-  std::vector<NamedCount> sizes;         // "W×H" → count, most frequent first
-  std::vector<int> widths, heights;      // one per image read (for histograms)
+  size_t images_read = 0;               // images whose header was read
+  std::vector<std::string> unreadable;  // "file: reason" for images whose header is bad
+  std::vector<NamedCount> sizes;        // "W×H" → count, most frequent first
+  std::vector<int> widths, heights;     // one per image read (for histograms)
   uint64_t file_bytes_total = 0;
   uint64_t file_bytes_min = 0;
   uint64_t file_bytes_max = 0;
@@ -60,12 +60,12 @@ struct TableSummary {
   std::vector<std::string> conflicting_ids;  // ids found in rows with different values
   std::vector<std::string> missing_images;   // ids whose image file does not exist
 
-  std::string category_column;           // empty if the spec has no softmax head
-  std::vector<NamedCount> categories;    // in class order (spec order, or sorted if derived)
-  size_t null_categories = 0;            // rows with a null category
+  std::string category_column;                 // empty if the spec has no softmax head
+  std::vector<NamedCount> categories;          // in class order (spec order, or sorted if derived)
+  size_t null_categories = 0;                  // rows with a null category
   std::vector<NamedCount> unknown_categories;  // values not in the spec's classes
 
-  std::vector<std::string> tags;  // tag column names (the spec's multi-label head)
+  std::vector<std::string> tags;   // tag column names (the spec's multi-label head)
   std::vector<size_t> tag_counts;  // rows with tag t = 1
   // tag_cooccurrence[a][b]: rows with tags a and b both 1 (diagonal = tag_counts).
   std::vector<std::vector<size_t>> tag_cooccurrence;
@@ -103,10 +103,10 @@ struct ExploreResult {
   std::filesystem::path data_dir;
   std::filesystem::path images_dir;
   TaskSpec spec;
-  TableSummary train;                // data.parquet
+  TableSummary train;                         // data.parquet
   std::vector<SampleGroup> category_samples;  // from data.parquet, one group per category
   std::vector<SampleGroup> tag_samples;       // from data.parquet, one group per tag
-  std::optional<TableSummary> test;  // test_labels.parquet, if present
+  std::optional<TableSummary> test;           // test_labels.parquet, if present
   // test.parquet (ids to predict), if present.
   std::optional<size_t> test_ids;
   std::vector<std::string> test_ids_missing_images;
@@ -121,8 +121,8 @@ struct ExploreResult {
 // id column. When given, `category_samples` / `tag_samples` receive sample images per category /
 // per tag (options.samples_per_grid each, chosen with options.seed).
 TableSummary summarize_labelled_table(const std::filesystem::path& table,
-                                      const std::filesystem::path& images_dir,
-                                      const TaskSpec& spec, const ExploreOptions& options,
+                                      const std::filesystem::path& images_dir, const TaskSpec& spec,
+                                      const ExploreOptions& options,
                                       std::vector<SampleGroup>* category_samples = nullptr,
                                       std::vector<SampleGroup>* tag_samples = nullptr);
 
