@@ -6,5 +6,5 @@
 
 namespace garmentnet::cli {
 
-
+void add_explore_command(CLI::App& app);
 }  // namespace garmentnet::cli
