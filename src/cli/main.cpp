@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
 
   // Subcommands register here (see cli/commands.h).
   garmentnet::cli::add_explore_command(app);
+  garmentnet::cli::add_make_dataset_command(app);
 
   try {
     app.parse(argc, argv);
