@@ -198,21 +198,27 @@ class ChartScript {
   int data_files_ = 0;
 };
 
-// `set xtics ('a' 0, 'b' 1, ...)`, rotated when the labels would collide.
-std::string category_tics(std::string_view axis, const std::vector<std::string>& labels,
-                          int width_pixels) {
-  std::string tics = fmt::format("set {}tics (", axis);
+// About how many pixels a character of 10 pt text takes.
+constexpr double kCharacterPixels = 7.0;
+
+std::size_t longest_label(const std::vector<std::string>& labels) {
   std::size_t longest = 0;
+  for (const std::string& label : labels) longest = std::max(longest, label.size());
+  return longest;
+}
+
+// `set xtics ('a' 0, 'b' 1, ...)`; x labels are rotated when wider than their `slot_pixels`.
+std::string category_tics(std::string_view axis, const std::vector<std::string>& labels,
+                          double slot_pixels) {
+  std::string tics = fmt::format("set {}tics (", axis);
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (i > 0) tics += ", ";
     tics += fmt::format("{} {}", gnuplot_quote(labels[i]), i);
-    longest = std::max(longest, labels[i].size());
   }
   tics += ")";
-  // About 7 pixels per character at 10 pt; rotate when a label is wider than its slot.
   const bool crowded =
-      axis == "x" && !labels.empty() &&
-      static_cast<double>(longest) * 7.0 > 0.8 * width_pixels / static_cast<double>(labels.size());
+      axis == "x" &&
+      static_cast<double>(longest_label(labels)) * kCharacterPixels > 0.9 * slot_pixels;
   if (crowded) tics += " rotate by 30 right";
   return tics;
 }
@@ -243,7 +249,7 @@ std::string gnuplot_quote(std::string_view text) {
 
 void write_line_chart(const LineChart& chart, const fs::path& png) {
   ChartScript script(chart.style);
-  script << "set grid ytics linecolor rgb '#e5e5e5' linewidth 1 dashtype 1"
+  script << "set grid ytics linecolor rgb '#dddddd' linewidth 1 dashtype 1"
          << "set key top right";
   if (chart.log_y) script << "set logscale y";
   std::vector<std::string> plots;
@@ -262,7 +268,8 @@ void write_line_chart(const LineChart& chart, const fs::path& png) {
     if (rows.empty()) continue;
     const char* style = rows.size() <= 30 ? "linespoints pointsize 0.7" : "lines";
     plots.push_back(fmt::format("{} using 1:2 with {} linecolor rgb '{}' dashtype {} title {}",
-                                script.data_file(rows), style, color_of(static_cast<int>(s)),
+                                script.data_file(rows), style,
+                                color_of(series.color >= 0 ? series.color : static_cast<int>(s)),
                                 series.dashed ? 2 : 1, gnuplot_quote(series.name)));
   }
   if (plots.empty()) fail("line chart '{}': there is no data to plot", chart.style.title);
@@ -291,11 +298,13 @@ void write_bar_chart(const BarChart& chart, const fs::path& png) {
   ChartScript script(chart.style);
   // Bars of one category share 80% of its slot; the rest separates categories.
   const double bar_width = 0.8 / static_cast<double>(series_count);
-  script << "set grid ytics linecolor rgb '#e5e5e5' linewidth 1 dashtype 1"
+  script << "set grid ytics linecolor rgb '#dddddd' linewidth 1 dashtype 1"
          << "set style fill solid 0.9 noborder"
          << fmt::format("set boxwidth {} absolute", bar_width)
          << fmt::format("set xrange [-0.6:{}]", static_cast<double>(categories) - 0.4)
-         << category_tics("x", chart.categories, chart.style.width) << "set xtics scale 0"
+         << category_tics("x", chart.categories,
+                          0.85 * chart.style.width / static_cast<double>(categories))
+         << "set xtics scale 0"
          << (lowest < 0 ? "set offsets 0, 0, graph 0.1, graph 0.1"
                         : "set yrange [0:*]\nset offsets 0, 0, graph 0.1, 0")
          << (series_count > 1 && !chart.series_names.empty() ? "set key top right" : "unset key");
@@ -339,6 +348,7 @@ void write_heatmap(const Heatmap& chart, const fs::path& png) {
     low = std::min(low, *std::min_element(row.begin(), row.end()));
     high = std::max(high, *std::max_element(row.begin(), row.end()));
   }
+  low = std::min(low, 0.0);  // counts and rates read best on a scale from zero
   if (high <= low) high = low + 1;
   ChartScript script(chart.style);
   // Numbers in dark cells are written in white so that they stay readable.
@@ -352,6 +362,13 @@ void write_heatmap(const Heatmap& chart, const fs::path& png) {
     }
   }
   const std::size_t cell_count = std::max(rows, columns);
+  // Cells are square: their size is set by the room left beside the row labels and colour box,
+  // and under the title and column labels.
+  const double room_x = chart.style.width - 140.0 -
+                        kCharacterPixels * static_cast<double>(longest_label(chart.row_labels));
+  const double room_y = chart.style.height - 120.0;
+  const double cell_pixels =
+      std::min(room_x / static_cast<double>(columns), room_y / static_cast<double>(rows));
   script << "set palette defined (0 '#f7fbff', 0.35 '#c6dbef', 0.7 '#4292c6', 1 '#08306b')"
          << fmt::format("set cbrange [{}:{}]", format_number(low), format_number(high))
          << "set border 0"
@@ -359,8 +376,8 @@ void write_heatmap(const Heatmap& chart, const fs::path& png) {
          << "set size ratio -1"
          << fmt::format("set xrange [-0.5:{}]", static_cast<double>(columns) - 0.5)
          << fmt::format("set yrange [{}:-0.5]", static_cast<double>(rows) - 0.5)
-         << category_tics("x", chart.column_labels, chart.style.width)
-         << category_tics("y", chart.row_labels, chart.style.height) << "set tics scale 0"
+         << category_tics("x", chart.column_labels, cell_pixels)
+         << category_tics("y", chart.row_labels, cell_pixels) << "set tics scale 0"
          << fmt::format(
                 "plot {0} using 1:2:3 with image, \\\n"
                 "     {0} using 1:2:(sprintf('%.{1}f', $3)):4 with labels textcolor rgb variable "
@@ -375,7 +392,7 @@ void write_precision_recall_chart(const PrecisionRecallChart& chart, const fs::p
   if (style.x_label.empty()) style.x_label = "recall";
   if (style.y_label.empty()) style.y_label = "precision";
   ChartScript script(std::move(style));
-  script << "set grid xtics ytics linecolor rgb '#e5e5e5' linewidth 1 dashtype 1"
+  script << "set grid xtics ytics linecolor rgb '#dddddd' linewidth 1 dashtype 1"
          << "set xrange [0:1]"
          << "set yrange [0:1.05]"
          << "set key bottom left";
@@ -423,7 +440,7 @@ void write_histogram(const Histogram& chart, const fs::path& png) {
   if (style.y_label.empty()) style.y_label = "count";
   ChartScript script(std::move(style));
   const bool overlaid = chart.series.size() > 1;
-  script << "set grid ytics linecolor rgb '#e5e5e5' linewidth 1 dashtype 1"
+  script << "set grid ytics linecolor rgb '#dddddd' linewidth 1 dashtype 1"
          << (overlaid ? "set style fill transparent solid 0.5 noborder"
                       : "set style fill solid 0.9 border linecolor rgb '#ffffff'")
          << fmt::format("set boxwidth {} absolute", format_number(bin_width))

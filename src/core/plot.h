@@ -27,6 +27,7 @@ struct LineSeries {
   std::vector<double> x;
   std::vector<double> y;
   bool dashed = false;  // e.g. validation next to a solid training curve
+  int color = -1;       // palette slot; -1: the series' position. Give pairs the same slot.
 };
 
 struct LineChart {
