@@ -51,10 +51,12 @@ std::string bytes_text(double bytes) {
   return fmt::format("{:.0f} B", bytes);
 }
 
-std::string training_verdict(const TableSummary& s) {
+// What `train` would do with the table; `with_warnings` adds the loader's warnings (the terminal
+// has already shown them as log lines).
+std::string training_verdict(const TableSummary& s, bool with_warnings) {
   if (!s.loads_for_training) return "refused: " + s.loader_message;
-  std::string text = fmt::format("{} usable examples", s.training_examples);
-  if (!s.loader_message.empty()) text += " (" + s.loader_message + ")";
+  std::string text = fmt::format("accepted, {} usable examples", s.training_examples);
+  if (with_warnings && !s.loader_message.empty()) text += " (" + s.loader_message + ")";
   return text;
 }
 
@@ -83,8 +85,9 @@ std::vector<std::vector<double>> to_double(const std::vector<std::vector<size_t>
   return out;
 }
 
+// `listed`: ids named per list; `for_terminal`: leave out what the log lines already said.
 std::vector<std::pair<std::string, std::string>> overview_rows(const ExploreResult& r,
-                                                               size_t listed) {
+                                                               size_t listed, bool for_terminal) {
   const TableSummary& s = r.train;
   std::vector<std::pair<std::string, std::string>> rows = {
       {"rows read", std::to_string(s.rows_read)},
@@ -110,7 +113,7 @@ std::vector<std::pair<std::string, std::string>> overview_rows(const ExploreResu
   if (!s.images.unreadable.empty()) {
     rows.emplace_back("unreadable images", count_with_ids(s.images.unreadable, listed));
   }
-  rows.emplace_back("for training", training_verdict(s));
+  rows.emplace_back("for training", training_verdict(s, !for_terminal));
   if (r.test) {
     rows.emplace_back(
         "test_labels.parquet",
@@ -290,7 +293,7 @@ std::string explore_summary_text(const ExploreResult& r) {
   const TableSummary& s = r.train;
   std::string text =
       fmt::format("Dataset {} (images in {})\n\n", r.data_dir.string(), r.images_dir.string());
-  text += key_value_text(overview_rows(r, kListedOnTerminal));
+  text += key_value_text(overview_rows(r, kListedOnTerminal, true));
   if (!s.categories.empty()) {
     text += "\n" + format_text_table(category_headers(r), category_rows(r));
   }
@@ -322,7 +325,7 @@ void write_explore_report(const ExploreResult& r, const fs::path& out_dir) {
       "Dataset folder {}, images in {}. Every count below is over the rows of data.parquet left "
       "after removing exact duplicate rows.",
       r.data_dir.string(), r.images_dir.string()));
-  report.key_values(overview_rows(r, kListedInReport));
+  report.key_values(overview_rows(r, kListedInReport, false));
 
   if (!s.categories.empty()) {
     report.section("Categories (" + s.category_column + ")");
@@ -417,7 +420,8 @@ void write_explore_report(const ExploreResult& r, const fs::path& out_dir) {
 
   report.section("Images");
   report.key_values(image_rows(s.images));
-  if (!s.images.sizes.empty()) {
+  // With one size the table says it all; bars and histograms only when sizes differ.
+  if (s.images.sizes.size() > 1) {
     std::vector<NamedCount> top(
         s.images.sizes.begin(),
         s.images.sizes.begin() +
@@ -427,8 +431,6 @@ void write_explore_report(const ExploreResult& r, const fs::path& out_dir) {
     sizes.categories = names(top);
     sizes.values = {values(top)};
     charts.add("image_sizes", sizes, write_bar_chart);
-  }
-  if (s.images.sizes.size() > 1) {
     Histogram histogram;
     histogram.style = style("Image width and height", "pixels", "images");
     histogram.series = {
