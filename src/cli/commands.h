@@ -6,6 +6,9 @@
 
 namespace garmentnet::cli {
 
+// explore_command.cpp: the data analysis report of a dataset folder.
+void add_explore_command(CLI::App& app);
+
 // make_dataset_command.cpp: builds the built-in Fashion-MNIST garment dataset.
 void add_make_dataset_command(CLI::App& app);
 // train_command.cpp: trains the multi-task model / pretrains a backbone.

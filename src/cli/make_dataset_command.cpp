@@ -76,7 +76,7 @@ void add_make_dataset_command(CLI::App& app) {
     options.make_classic = wants("classic");
     for (const SplitSummary& split : make_fashion_mnist_dataset(options)) {
       fmt::print("{:8} {} rows in data.parquet", split.name, split.train_rows);
-      if (split.duplicate_rows > 0) fmt::print(" ({} exact duplicates)", split.duplicate_rows);
+      if (split.duplicate_rows > 0) fmt::print(" ({} exact duplicate rows)", split.duplicate_rows);
       if (split.test_rows > 0) fmt::print(", {} in test.parquet", split.test_rows);
       fmt::print(", {} images -> {}\n", split.images, split.directory.string());
     }

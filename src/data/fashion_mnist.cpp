@@ -502,8 +502,12 @@ SplitSummary build_target(const LabelledImages& train, const LabelledImages& tes
                kTargetTest, pool, "target test");
 
   std::mt19937_64 duplicate_rng = make_rng(options.seed, kDuplicates);
+  // At least one when asked for any, so that even a tiny dataset exercises duplicate handling.
   const size_t duplicates =
-      size_t(std::llround(double(train_examples.size()) * options.duplicate_fraction));
+      options.duplicate_fraction > 0
+          ? std::max<size_t>(
+                1, size_t(std::llround(double(train_examples.size()) * options.duplicate_fraction)))
+          : 0;
   const auto rows = with_duplicates(train_examples, duplicates, duplicate_rng);
 
   const TaskSpec spec = TaskSpec::garments();
