@@ -2,11 +2,10 @@
 // the model layer that includes TorchScript (torch/script.h).
 #include "model/backbone.h"
 
-#include <torch/script.h>
-#include <torch/serialize.h>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <torch/script.h>
+#include <torch/serialize.h>
 
 #include <algorithm>
 #include <fstream>
@@ -74,9 +73,10 @@ class TorchScriptBackboneImpl : public BackboneImpl {
     torch::Tensor features = module_.forward({images}).toTensor();
     if (features.dim() == 4) features = features.mean({2, 3});
     if (features.dim() != 2)
-      fail("TorchScript backbone {} returned features of shape [{}]; it must return [N, C] or "
-           "[N, C, H, W]",
-           source_, fmt::join(features.sizes(), ", "));
+      fail(
+          "TorchScript backbone {} returned features of shape [{}]; it must return [N, C] or "
+          "[N, C, H, W]",
+          source_, fmt::join(features.sizes(), ", "));
     return features;
   }
 
@@ -87,7 +87,8 @@ class TorchScriptBackboneImpl : public BackboneImpl {
   }
 
   std::optional<Preprocessing> expected_preprocessing() const override {
-    if (!metadata_.contains("input_size") || !metadata_.contains("mean") || !metadata_.contains("std"))
+    if (!metadata_.contains("input_size") || !metadata_.contains("mean") ||
+        !metadata_.contains("std"))
       return std::nullopt;
     Preprocessing pre;
     pre.width = pre.height = metadata_["input_size"].get<int>();
@@ -175,17 +176,19 @@ Backbone load_torchscript(std::istream& in, const std::string& source) {
   try {
     module = torch::jit::load(in, torch::kCPU, extra);
   } catch (const c10::Error& error) {
-    fail("{} is not a TorchScript module that garmentnet can load ({}); export one with "
-         "tools/export_torchvision_backbone.py",
-         source, error.what_without_backtrace());
+    fail(
+        "{} is not a TorchScript module that garmentnet can load ({}); export one with "
+        "tools/export_torchvision_backbone.py",
+        source, error.what_without_backtrace());
   }
   nlohmann::json metadata = nlohmann::json::object();
   if (!extra[kMetadataFile].empty()) {
     metadata = nlohmann::json::parse(extra[kMetadataFile], nullptr, /*allow_exceptions=*/false);
     if (!metadata.is_object())
-      fail("{}: its {} metadata is not a JSON object; export it again with "
-           "tools/export_torchvision_backbone.py",
-           source, kMetadataFile);
+      fail(
+          "{}: its {} metadata is not a JSON object; export it again with "
+          "tools/export_torchvision_backbone.py",
+          source, kMetadataFile);
   }
   return make_backbone<TorchScriptBackboneImpl>(std::move(module), std::move(metadata), source);
 }
@@ -194,8 +197,9 @@ const ContainerKind kBackboneFile{
     .magic = "GARMENTNET-BBONE",
     .version = 1,
     .description = "garmentnet backbone file",
-    .remedy = "write it with `garmentnet pretrain`, or pass a native backbone name or "
-              "torchscript:FILE",
+    .remedy =
+        "write it with `garmentnet pretrain`, or pass a native backbone name or "
+        "torchscript:FILE",
 };
 
 }  // namespace
@@ -216,14 +220,15 @@ std::string torchscript_bytes(const Backbone& backbone) {
   return scripted ? scripted->bytes() : std::string();
 }
 
-Backbone backbone_from_architecture(const nlohmann::json& architecture, const std::string& torchscript,
-                                    const std::string& source) {
+Backbone backbone_from_architecture(const nlohmann::json& architecture,
+                                    const std::string& torchscript, const std::string& source) {
   const std::string kind = architecture.value("kind", "");
   if (kind == "native") return make_native_backbone(architecture.value("architecture", ""));
   if (kind == "torchscript") {
     if (torchscript.empty())
       fail("{} names a TorchScript backbone but does not contain it; write the file anew", source);
-    return load_torchscript_backbone_from_bytes(torchscript, source + " (embedded TorchScript backbone)");
+    return load_torchscript_backbone_from_bytes(torchscript,
+                                                source + " (embedded TorchScript backbone)");
   }
   fail("{} describes a backbone of unknown kind '{}'; write the file anew with this garmentnet",
        source, kind);
@@ -236,9 +241,10 @@ Backbone open_backbone(const std::string& spec) {
   if (spec.starts_with(kTorchScriptPrefix))
     return load_torchscript_backbone(spec.substr(kTorchScriptPrefix.size()));
   if (!std::filesystem::exists(spec))
-    fail("backbone '{}' is neither a backbone name ({}) nor an existing file; name one of these, "
-         "torchscript:FILE, or a backbone file written by `garmentnet pretrain`",
-         spec, fmt::join(names, ", "));
+    fail(
+        "backbone '{}' is neither a backbone name ({}) nor an existing file; name one of these, "
+        "torchscript:FILE, or a backbone file written by `garmentnet pretrain`",
+        spec, fmt::join(names, ", "));
   if (has_container_magic(spec, kBackboneFile)) return load_backbone_file(spec);
   return load_torchscript_backbone(spec);
 }
@@ -263,8 +269,9 @@ void save_backbone_file(const Backbone& backbone, const std::filesystem::path& p
 Backbone load_backbone_file(const std::filesystem::path& path, nlohmann::json* metadata) {
   ContainerContents contents = read_container(path, kBackboneFile);
   const std::string source = path.string();
-  Backbone backbone = backbone_from_architecture(contents.document.value("architecture", nlohmann::json()),
-                                                 contents.sections["torchscript"], source);
+  Backbone backbone =
+      backbone_from_architecture(contents.document.value("architecture", nlohmann::json()),
+                                 contents.sections["torchscript"], source);
   if (backbone->is_serializable()) {
     std::istringstream weights(contents.sections["weights"]);
     try {

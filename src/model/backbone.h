@@ -13,9 +13,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -74,7 +73,8 @@ TORCH_MODULE(Backbone);
 // Wraps a new concrete backbone (Backbone's forwarding constructor would build the abstract base).
 template <typename Impl, typename... Args>
 Backbone make_backbone(Args&&... args) {
-  return Backbone(std::shared_ptr<BackboneImpl>(std::make_shared<Impl>(std::forward<Args>(args)...)));
+  return Backbone(
+      std::shared_ptr<BackboneImpl>(std::make_shared<Impl>(std::forward<Args>(args)...)));
 }
 
 // The native architectures, e.g. {"small_cnn", "resnet18", "resnet50", "mobilenet_v2", "vgg16"}.
@@ -98,8 +98,8 @@ std::string torchscript_bytes(const Backbone& backbone);
 // Rebuilds a backbone from architecture() JSON: native → fresh weights (load the saved ones next);
 // torchscript → the module in `torchscript` (its weights included). `source` names the file in
 // errors.
-Backbone backbone_from_architecture(const nlohmann::json& architecture, const std::string& torchscript,
-                                    const std::string& source);
+Backbone backbone_from_architecture(const nlohmann::json& architecture,
+                                    const std::string& torchscript, const std::string& source);
 
 // One way to name a backbone on the command line:
 //   "resnet18" (any native name)  → fresh weights

@@ -25,8 +25,8 @@ uint64_t read_little_endian(std::string_view in, int bytes) {
 }
 
 uint32_t checksum(std::string_view bytes) {
-  return static_cast<uint32_t>(
-      crc32_z(0, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<z_size_t>(bytes.size())));
+  return static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(bytes.data()),
+                                       static_cast<z_size_t>(bytes.size())));
 }
 
 [[noreturn]] void fail_foreign(const std::filesystem::path& path, const ContainerKind& kind) {
@@ -44,20 +44,22 @@ uint32_t checksum(std::string_view bytes) {
 // least its first kHeaderBytes + JSON length bytes when available. Returns the document's end.
 nlohmann::json parse_head(const std::filesystem::path& path, const ContainerKind& kind,
                           std::string_view head, uint64_t file_bytes, uint64_t* document_end) {
-  if (head.size() < kMagicBytes || head.substr(0, kMagicBytes) != kind.magic) fail_foreign(path, kind);
+  if (head.size() < kMagicBytes || head.substr(0, kMagicBytes) != kind.magic)
+    fail_foreign(path, kind);
   if (head.size() < kHeaderBytes) fail_truncated(path, kind, kHeaderBytes, file_bytes);
   const auto version = static_cast<uint32_t>(read_little_endian(head.substr(kMagicBytes), 4));
   if (version != kind.version)
-    fail("{} is a {} of format version {}, but this garmentnet reads version {}; use the garmentnet "
-         "release that wrote it, or {}",
-         path.string(), kind.description, version, kind.version, kind.remedy);
+    fail(
+        "{} is a {} of format version {}, but this garmentnet reads version {}; use the garmentnet "
+        "release that wrote it, or {}",
+        path.string(), kind.description, version, kind.version, kind.remedy);
   const uint64_t json_bytes = read_little_endian(head.substr(kMagicBytes + 4), 8);
   if (json_bytes > file_bytes - kHeaderBytes)
     fail_truncated(path, kind, kHeaderBytes + json_bytes, file_bytes);
   *document_end = kHeaderBytes + json_bytes;
   if (head.size() < *document_end) fail_truncated(path, kind, *document_end, head.size());
-  nlohmann::json document =
-      nlohmann::json::parse(head.substr(kHeaderBytes, json_bytes), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json document = nlohmann::json::parse(head.substr(kHeaderBytes, json_bytes), nullptr,
+                                                  /*allow_exceptions=*/false);
   if (!document.is_object() || !document.contains("sections") || !document["sections"].is_array())
     fail("{} is a corrupt {} (its JSON header cannot be read); {}", path.string(), kind.description,
          kind.remedy);
@@ -71,7 +73,8 @@ void write_container(const std::filesystem::path& path, const ContainerKind& kin
                      const std::vector<std::pair<std::string, std::string>>& sections) {
   document["sections"] = nlohmann::json::array();
   for (const auto& [name, bytes] : sections)
-    document["sections"].push_back({{"name", name}, {"bytes", bytes.size()}, {"crc32", checksum(bytes)}});
+    document["sections"].push_back(
+        {{"name", name}, {"bytes", bytes.size()}, {"crc32", checksum(bytes)}});
   const std::string json = document.dump(2);
   std::string header(kind.magic);
   append_little_endian(header, kind.version, 4);
@@ -95,7 +98,8 @@ ContainerContents read_container(const std::filesystem::path& path, const Contai
   for (const auto& section : contents.document["sections"]) {
     if (!section.is_object() || !section.contains("name") || !section.contains("bytes") ||
         !section["name"].is_string() || !section["bytes"].is_number_unsigned())
-      fail("{} is a corrupt {} (bad section list); {}", path.string(), kind.description, kind.remedy);
+      fail("{} is a corrupt {} (bad section list); {}", path.string(), kind.description,
+           kind.remedy);
     const uint64_t size = section["bytes"].get<uint64_t>();
     if (size > bytes.size() - offset) {
       uint64_t expected = offset;
@@ -116,7 +120,7 @@ ContainerContents read_container(const std::filesystem::path& path, const Contai
 }
 
 nlohmann::json read_container_document(const std::filesystem::path& path,
-                                        const ContainerKind& kind) {
+                                       const ContainerKind& kind) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot read {}: no such file or not readable", path.string());
   std::error_code error;
@@ -125,7 +129,8 @@ nlohmann::json read_container_document(const std::filesystem::path& path,
   in.read(head.data(), kHeaderBytes);
   head.resize(static_cast<size_t>(in.gcount()));
   if (head.size() == kHeaderBytes && head.substr(0, kMagicBytes) == kind.magic) {
-    const uint64_t json_bytes = read_little_endian(std::string_view(head).substr(kMagicBytes + 4), 8);
+    const uint64_t json_bytes =
+        read_little_endian(std::string_view(head).substr(kMagicBytes + 4), 8);
     if (json_bytes <= file_bytes - kHeaderBytes) {
       head.resize(kHeaderBytes + json_bytes);
       in.read(head.data() + kHeaderBytes, static_cast<std::streamsize>(json_bytes));

@@ -10,11 +10,10 @@
 //   sections  each section's bytes, in the listed order, nothing after the last
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -45,7 +44,8 @@ void write_container(const std::filesystem::path& path, const ContainerKind& kin
 ContainerContents read_container(const std::filesystem::path& path, const ContainerKind& kind);
 
 // Reads only the JSON document (the sections are not read or checked).
-nlohmann::json read_container_document(const std::filesystem::path& path, const ContainerKind& kind);
+nlohmann::json read_container_document(const std::filesystem::path& path,
+                                       const ContainerKind& kind);
 
 // Whether the file starts with the kind's magic (false if it cannot be read).
 bool has_container_magic(const std::filesystem::path& path, const ContainerKind& kind);

@@ -39,7 +39,7 @@ struct LossResult {
 
 // InputError if a head's targets are absent or have the wrong shape, or a class index is out of
 // range.
-LossResult multitask_loss(const TaskSpec& spec, const HeadOutputs& logits, const HeadTargets& targets,
-                          const LossOptions& options = {});
+LossResult multitask_loss(const TaskSpec& spec, const HeadOutputs& logits,
+                          const HeadTargets& targets, const LossOptions& options = {});
 
 }  // namespace garmentnet

@@ -1,9 +1,8 @@
 #include "model/model_file.h"
 
+#include <fmt/chrono.h>
 #include <torch/serialize.h>
 #include <torch/version.h>
-
-#include <fmt/chrono.h>
 
 #include <chrono>
 #include <sstream>
@@ -67,13 +66,15 @@ std::map<std::string, std::vector<double>> thresholds_from_json(const nlohmann::
 }  // namespace
 
 std::vector<double> ModelBundle::thresholds(const std::string& head) const {
-  if (const auto found = tag_thresholds.find(head); found != tag_thresholds.end()) return found->second;
+  if (const auto found = tag_thresholds.find(head); found != tag_thresholds.end())
+    return found->second;
   return std::vector<double>(model->spec().head(head).num_outputs(), 0.5);
 }
 
 void save_model_file(const ModelBundle& bundle, const std::filesystem::path& path) {
   const std::string source = path.string();
-  nlohmann::json metadata = bundle.metadata.is_object() ? bundle.metadata : nlohmann::json::object();
+  nlohmann::json metadata =
+      bundle.metadata.is_object() ? bundle.metadata : nlohmann::json::object();
   metadata["created_at"] = utc_now();
   metadata["garmentnet_version"] = kGarmentnetVersion;
   metadata["torch_version"] = TORCH_VERSION;

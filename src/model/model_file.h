@@ -3,11 +3,10 @@
 // thresholds, training metrics and free metadata. Layout: docs/model-format.md.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -28,9 +28,9 @@ MultiTaskModelImpl::MultiTaskModelImpl(Backbone backbone, TaskSpec spec, ModelOp
       fail("head name '{}' cannot be used: it must be non-empty and contain no '.'", head.name);
     if (head.num_outputs() == 0) fail("head '{}' has no classes or tags", head.name);
     heads_->update(std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>>{
-        {head.name, torch::nn::Linear(backbone_->feature_dim(),
-                                      static_cast<int64_t>(head.num_outputs()))
-                        .ptr()}});
+        {head.name,
+         torch::nn::Linear(backbone_->feature_dim(), static_cast<int64_t>(head.num_outputs()))
+             .ptr()}});
   }
 }
 

@@ -1,6 +1,8 @@
 // The native backbones. Module and parameter names follow torchvision's (conv1, bn1, layer1.0…,
 // features.N…), so a torchvision state dict without its classifier maps onto these one to one;
 // the parameter counts equal torchvision's feature extractors (checked by the unit tests).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/nn/functional/pooling.h>
 #include <torch/nn/init.h>
 #include <torch/nn/modules/activation.h>
@@ -8,9 +10,6 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/pooling.h>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <map>
 
@@ -83,7 +82,8 @@ class NativeBackboneImpl : public BackboneImpl {
 };
 
 torch::Tensor global_average_pool(const torch::Tensor& maps) {
-  return torch::nn::functional::adaptive_avg_pool2d(maps, torch::nn::functional::AdaptiveAvgPool2dFuncOptions(1))
+  return torch::nn::functional::adaptive_avg_pool2d(
+             maps, torch::nn::functional::AdaptiveAvgPool2dFuncOptions(1))
       .flatten(1);
 }
 
@@ -187,7 +187,8 @@ class ResNetImpl : public NativeBackboneImpl {
  public:
   ResNetImpl(std::string name, std::array<int64_t, 4> depths)
       : NativeBackboneImpl(std::move(name)),
-        conv1(register_module("conv1", nn::Conv2d(nn::Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)))),
+        conv1(register_module(
+            "conv1", nn::Conv2d(nn::Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)))),
         bn1(register_module("bn1", nn::BatchNorm2d(64))) {
     const std::array<int64_t, 4> planes{64, 128, 256, 512};
     for (size_t i = 0; i < 4; ++i)
@@ -272,8 +273,8 @@ class MobileNetV2Impl : public NativeBackboneImpl {
     struct Stage {
       int64_t expand_ratio, channels, repeats, stride;
     };
-    const std::vector<Stage> stages{{1, 16, 1, 1},  {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                                    {6, 96, 3, 1},  {6, 160, 3, 2}, {6, 320, 1, 1}};
+    const std::vector<Stage> stages{{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                                    {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
     int64_t in = 32;
     features_->push_back(ConvBnReLU6(3, in, 3, 2));
     for (const auto& stage : stages)

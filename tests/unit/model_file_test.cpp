@@ -1,0 +1,273 @@
+// Model files, backbone files and TorchScript backbones exported from torchvision.
+#include "model/model_file.h"
+
+#include <gtest/gtest.h>
+#include <torch/optim/sgd.h>
+#include <torch/types.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "model/backbone.h"
+#include "model/losses.h"
+#include "test_support.h"
+
+namespace garmentnet {
+namespace {
+
+using testing::TempDir;
+
+class ModelFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::set_num_threads(default_thread_count());
+    torch::manual_seed(11);
+  }
+
+  // A small model whose weights and batch-norm statistics are no longer the initial ones.
+  static ModelBundle trained_bundle(Backbone backbone) {
+    ModelBundle bundle;
+    bundle.model =
+        MultiTaskModel(std::move(backbone), TaskSpec::garments(), ModelOptions{.dropout = 0.3});
+    torch::optim::SGD optimizer(bundle.model->parameters(), torch::optim::SGDOptions(0.05));
+    bundle.model->train();
+    optimizer.zero_grad();
+    multitask_loss(bundle.model->spec(), bundle.model->forward(torch::randn({4, 3, 32, 32})),
+                   {{"cc3", torch::tensor({0, 1, 2, 4})},
+                    {"tags", torch::tensor({{1, 0, 1}, {0, -1, 0}, {1, 1, 0}, {0, 1, 1}})}})
+        .total.backward();
+    optimizer.step();
+    bundle.model->eval();
+    bundle.preprocessing.width = 48;
+    bundle.preprocessing.height = 40;
+    bundle.preprocessing.resize = ResizeMode::Pad;
+    bundle.preprocessing.mean = {0.5f, 0.25f, 0.125f};
+    bundle.tag_thresholds["tags"] = {0.3, 0.55, 0.7};
+    bundle.metrics = {{"validation", {{"cc3_top2_accuracy", 0.875}}}};
+    bundle.metadata = {{"dataset", "unit test"}};
+    return bundle;
+  }
+
+  static void expect_input_error(const std::function<void()>& action, const std::string& path,
+                                 const std::string& words) {
+    try {
+      action();
+      FAIL() << "expected an InputError";
+    } catch (const InputError& error) {
+      const std::string message = error.what();
+      EXPECT_NE(message.find(path), std::string::npos) << message;
+      EXPECT_NE(message.find(words), std::string::npos) << message;
+    }
+  }
+};
+
+TEST_F(ModelFileTest, RoundTripGivesIdenticalOutputsAndMetadata) {
+  TempDir dir;
+  const auto path = dir / "model.gnm";
+  ModelBundle saved = trained_bundle(make_native_backbone("small_cnn"));
+  save_model_file(saved, path);
+
+  ModelBundle loaded = load_model_file(path);
+  EXPECT_FALSE(loaded.model->is_training());
+  const torch::Tensor images = torch::randn({2, 3, 32, 32});
+  torch::InferenceMode inference;
+  const HeadOutputs expected = saved.model->forward(images);
+  const HeadOutputs actual = loaded.model->forward(images);
+  for (const auto& head : {"cc3", "tags"})
+    EXPECT_TRUE(torch::equal(expected.at(head), actual.at(head))) << head;
+
+  EXPECT_EQ(loaded.model->spec().to_json(), saved.model->spec().to_json());
+  EXPECT_EQ(loaded.model->options().dropout, 0.3);
+  EXPECT_EQ(loaded.preprocessing.to_json(), saved.preprocessing.to_json());
+  EXPECT_EQ(loaded.thresholds("tags"), (std::vector<double>{0.3, 0.55, 0.7}));
+  EXPECT_EQ(loaded.metrics, saved.metrics);
+  EXPECT_EQ(loaded.metadata["dataset"], "unit test");
+  EXPECT_TRUE(loaded.metadata.contains("created_at"));
+  EXPECT_TRUE(loaded.metadata.contains("garmentnet_version"));
+
+  // The document alone is readable without the weights.
+  const nlohmann::json document = read_model_file_document(path);
+  EXPECT_EQ(document["architecture"]["backbone"]["architecture"], "small_cnn");
+  EXPECT_EQ(document["tag_thresholds"]["tags"]["floral"], 0.55);
+  EXPECT_EQ(document["task_spec"]["heads"][0]["classes"][0], "BLOUSES");
+}
+
+TEST_F(ModelFileTest, UntunedThresholdsDefaultToOneHalfAndMismatchesAreRejected) {
+  TempDir dir;
+  ModelBundle bundle;
+  bundle.model = MultiTaskModel(make_native_backbone("small_cnn"), TaskSpec::garments());
+  EXPECT_EQ(bundle.thresholds("tags"), (std::vector<double>{0.5, 0.5, 0.5}));
+  bundle.tag_thresholds["tags"] = {0.5};
+  EXPECT_THROW(save_model_file(bundle, dir / "m.gnm"), InputError);
+  bundle.tag_thresholds = {{"cc3", {0.5, 0.5, 0.5, 0.5, 0.5}}};
+  EXPECT_THROW(save_model_file(bundle, dir / "m.gnm"), InputError);
+  EXPECT_FALSE(std::filesystem::exists(dir / "m.gnm"));
+}
+
+TEST_F(ModelFileTest, ForeignTruncatedCorruptAndOtherVersionFilesAreInputErrors) {
+  TempDir dir;
+  const auto good = dir / "model.gnm";
+  save_model_file(trained_bundle(make_native_backbone("small_cnn")), good);
+  const std::string bytes = read_file(good);
+
+  const auto garbage = dir / "garbage.gnm";
+  write_file_atomically(garbage, "this is not a model at all, just some text");
+  expect_input_error([&] { load_model_file(garbage); }, garbage.string(),
+                     "not a garmentnet model file");
+  const auto empty = dir / "empty.gnm";
+  write_file_atomically(empty, "");
+  expect_input_error([&] { load_model_file(empty); }, empty.string(),
+                     "not a garmentnet model file");
+  expect_input_error([&] { load_model_file(dir / "missing.gnm"); }, "missing.gnm", "");
+
+  const auto truncated = dir / "truncated.gnm";
+  for (size_t keep : {size_t{20}, size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
+    write_file_atomically(truncated, std::string_view(bytes).substr(0, keep));
+    expect_input_error([&] { load_model_file(truncated); }, truncated.string(), "truncated");
+  }
+
+  std::string other_version = bytes;
+  other_version[16] =
+      static_cast<char>(kModelFormatVersion + 1);  // little-endian uint32 after the magic
+  const auto future = dir / "future.gnm";
+  write_file_atomically(future, other_version);
+  expect_input_error([&] { load_model_file(future); }, future.string(), "format version 2");
+  expect_input_error([&] { read_model_file_document(future); }, future.string(),
+                     "format version 2");
+
+  std::string flipped = bytes;
+  flipped[bytes.size() - 10] ^= 0x5a;
+  const auto corrupt = dir / "corrupt.gnm";
+  write_file_atomically(corrupt, flipped);
+  expect_input_error([&] { load_model_file(corrupt); }, corrupt.string(), "checksum");
+
+  // A backbone file is not a model file, and the other way round.
+  const auto backbone = dir / "backbone.pt";
+  save_backbone_file(make_native_backbone("small_cnn"), backbone);
+  expect_input_error([&] { load_model_file(backbone); }, backbone.string(),
+                     "not a garmentnet model file");
+  expect_input_error([&] { load_backbone_file(good); }, good.string(),
+                     "not a garmentnet backbone file");
+}
+
+TEST_F(ModelFileTest, BackboneFileRoundTripKeepsWeightsAndMetadata) {
+  TempDir dir;
+  const auto path = dir / "backbone.pt";
+  ModelBundle bundle = trained_bundle(make_native_backbone("small_cnn"));
+  Backbone saved = bundle.model->backbone();
+  save_backbone_file(saved, path, {{"pretrained_on", "fashion-mnist source split"}});
+
+  nlohmann::json metadata;
+  Backbone loaded = load_backbone_file(path, &metadata);
+  EXPECT_EQ(metadata["pretrained_on"], "fashion-mnist source split");
+  Backbone opened = open_backbone(path.string());  // what `train --backbone FILE` does
+  loaded->eval();
+  opened->eval();
+  const torch::Tensor images = torch::randn({2, 3, 32, 32});
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(saved->forward(images), loaded->forward(images)));
+  EXPECT_TRUE(torch::equal(saved->forward(images), opened->forward(images)));
+}
+
+// ---- TorchScript backbones exported with tools/export_torchvision_backbone.py
+
+class TorchScriptBackboneTest : public ModelFileTest {
+ protected:
+  static void SetUpTestSuite() {
+    if (std::system("/usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1") != 0) return;
+    dir_ = new TempDir();
+    const std::string command =
+        std::string("/usr/bin/python3 ") + GARMENTNET_SOURCE_DIR +
+        "/tools/export_torchvision_backbone.py --arch resnet18 --random --out '" +
+        (dir_->path() / "resnet18.pt").string() + "' --save-example '" +
+        (dir_->path() / "example").string() + "' --example-size 32 >/dev/null";
+    exported_ = std::system(command.c_str()) == 0;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    ModelFileTest::SetUp();
+    if (dir_ == nullptr) GTEST_SKIP() << "/usr/bin/python3 cannot import torchvision";
+    ASSERT_TRUE(exported_) << "tools/export_torchvision_backbone.py failed";
+  }
+
+  static torch::Tensor read_floats(const std::filesystem::path& path, std::vector<int64_t> shape) {
+    std::string bytes = read_file(path);
+    return torch::from_blob(bytes.data(), shape, torch::kFloat32).clone();
+  }
+
+  static std::filesystem::path script_path() { return dir_->path() / "resnet18.pt"; }
+  static std::filesystem::path example(const std::string& name) {
+    return dir_->path() / "example" / name;
+  }
+
+  static inline TempDir* dir_ = nullptr;
+  static inline bool exported_ = false;
+};
+
+TEST_F(TorchScriptBackboneTest, ImportedBackboneMatchesPython) {
+  Backbone backbone = open_backbone("torchscript:" + script_path().string());
+  EXPECT_EQ(backbone->feature_dim(), 512);
+  EXPECT_EQ(backbone->block_names(),
+            (std::vector<std::string>{"conv1", "bn1", "layer1", "layer2", "layer3", "layer4"}));
+  ASSERT_TRUE(backbone->expected_preprocessing().has_value());
+  EXPECT_EQ(backbone->expected_preprocessing()->width, 224);
+  EXPECT_EQ(backbone->architecture()["metadata"]["architecture"], "resnet18");
+
+  const nlohmann::json shapes = nlohmann::json::parse(read_file(example("example.json")));
+  const torch::Tensor input =
+      read_floats(example("input.f32"), shapes["input_shape"].get<std::vector<int64_t>>());
+  const torch::Tensor expected =
+      read_floats(example("output.f32"), shapes["output_shape"].get<std::vector<int64_t>>());
+  backbone->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor actual = backbone->forward(input);
+  EXPECT_TRUE(torch::allclose(actual, expected, 1e-4, 1e-5)) << (actual - expected).abs().max();
+  // Also readable as a plain file name (no torchscript: prefix).
+  Backbone plain = open_backbone(script_path().string());
+  plain->eval();
+  EXPECT_TRUE(torch::equal(plain->forward(input), actual));
+}
+
+TEST_F(TorchScriptBackboneTest, FreezingAndModelFileRoundTrip) {
+  TempDir dir;
+  const auto copy = dir / "copy.pt";
+  std::filesystem::copy_file(script_path(), copy);
+  ModelBundle saved = trained_bundle(load_torchscript_backbone(copy));
+  Backbone backbone = saved.model->backbone();
+
+  // Freezing works on TorchScript blocks too: the stem stays, the last layer trains.
+  saved.model->unfreeze_last_blocks(1);
+  const auto stem_before = backbone->block_parameters("conv1")[0].detach().clone();
+  const auto last_before = backbone->block_parameters("layer4")[0].detach().clone();
+  torch::optim::SGD optimizer(saved.model->parameters(), torch::optim::SGDOptions(0.05));
+  saved.model->train();
+  optimizer.zero_grad();
+  multitask_loss(saved.model->spec(), saved.model->forward(torch::randn({2, 3, 32, 32})),
+                 {{"cc3", torch::tensor({0, 1})}, {"tags", torch::tensor({{1, 0, 1}, {0, 1, 0}})}})
+      .total.backward();
+  optimizer.step();
+  EXPECT_TRUE(torch::equal(stem_before, backbone->block_parameters("conv1")[0]));
+  EXPECT_FALSE(torch::equal(last_before, backbone->block_parameters("layer4")[0]));
+  saved.model->eval();
+
+  // The model file embeds the TorchScript module with its trained weights.
+  const auto path = dir / "model.gnm";
+  save_model_file(saved, path);
+  std::filesystem::remove(copy);  // the model file needs nothing beside it
+  ModelBundle loaded = load_model_file(path);
+  const torch::Tensor images = torch::randn({2, 3, 32, 32});
+  torch::InferenceMode inference;
+  const HeadOutputs expected = saved.model->forward(images);
+  const HeadOutputs actual = loaded.model->forward(images);
+  for (const auto& head : {"cc3", "tags"})
+    EXPECT_TRUE(torch::equal(expected.at(head), actual.at(head))) << head;
+}
+
+}  // namespace
+}  // namespace garmentnet
