@@ -436,7 +436,7 @@ TrainResult train_model(const TrainOptions& options) {
     TaskSpec resolved = train_data.spec;  // the validation file must use the training classes
     val_data = load_labelled_dataset(options.validation, options.data_dir / "images", resolved, data_options);
   }
-  const TaskSpec& spec = train_data.spec;
+  const TaskSpec spec = train_data.spec;  // a copy: train_data is moved below
 
   // Model: fresh from the backbone, or the checkpoint's when resuming.
   MultiTaskModel model{nullptr};

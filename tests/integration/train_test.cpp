@@ -38,7 +38,7 @@ TrainOptions quick_options(const std::filesystem::path& out) {
   o.data_dir = tiny_dataset();
   o.out_dir = out;
   o.image_size = 32;
-  o.epochs = 4;
+  o.epochs = 6;
   o.batch_size = 32;
   o.transfer = "scratch";
   o.warmup_epochs = 0;
@@ -55,7 +55,7 @@ TEST(Train, TinyTaskLearnsAboveChanceAndWritesTheRun) {
   o.report = true;
   const TrainResult result = train_model(o);
   const auto history = read_json(dir / "run/metrics.json");
-  ASSERT_EQ(history.size(), 4u);
+  ASSERT_EQ(history.size(), 6u);
   // Loss falls and the category head beats chance (5 classes: 0.2) on validation data.
   EXPECT_LT(history.back()["train"]["loss"].get<double>(), history.front()["train"]["loss"].get<double>());
   EXPECT_GT(result.best_metrics["heads"]["cc3"]["top1_accuracy"].get<double>(), 0.4);
@@ -127,7 +127,7 @@ TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
   testing::TempDir dir;
   const auto run = dir / "run";
   const std::string arguments = "train --data " + tiny_dataset().string() + " --out " + run.string() +
-                                " --image-size 32 --epochs 6 --batch-size 16 --patience 0 --no-report "
+                                " --image-size 32 --epochs 12 --batch-size 16 --patience 0 --no-report "
                                 "--transfer scratch --backbone small_cnn";
   const pid_t pid = start_training(arguments);
   ASSERT_TRUE(wait_for_epochs(run, 2));
@@ -135,14 +135,14 @@ TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
   int status = 0;
   waitpid(pid, &status, 0);
   const size_t done = read_json(run / "metrics.json").size();
-  ASSERT_LT(done, 6u) << "the run finished before it could be killed";
+  ASSERT_LT(done, 12u) << "the run finished before it could be killed";
 
   const auto resumed = testing::run_garmentnet(arguments + " --resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("resuming at epoch " + std::to_string(done + 1) + " of 6"), std::string::npos)
+  EXPECT_NE(resumed.output.find("resuming at epoch " + std::to_string(done + 1) + " of 12"), std::string::npos)
       << resumed.output;
   const auto history = read_json(run / "metrics.json");
-  ASSERT_EQ(history.size(), 6u);
+  ASSERT_EQ(history.size(), 12u);
   for (size_t i = 0; i < history.size(); ++i) EXPECT_EQ(history[i]["epoch"].get<size_t>(), i + 1);
 }
 
