@@ -1,0 +1,53 @@
+// Runs a trained model on images: the one inference path shared by `predict`, `evaluate`,
+// `bench` and `serve`, so a model answers identically everywhere. The header is torch-free so
+// callers (the HTTP server, the CLI) compile quickly.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+#include "data/task_spec.h"
+
+namespace garmentnet {
+
+struct PredictorOptions {
+  int threads = 0;  // intra-op threads for the model, 0 = all cores available
+};
+
+// Probabilities per head name: row-major [rows × head outputs] (softmax over classes for
+// softmax heads, one sigmoid per tag for multi-label heads).
+using HeadProbabilities = std::map<std::string, std::vector<float>>;
+
+class Predictor {
+ public:
+  // Loads a model file; InputError naming the file if it is not a usable model.
+  explicit Predictor(const std::filesystem::path& model_file, const PredictorOptions& options = {});
+  ~Predictor();
+  Predictor(const Predictor&) = delete;
+  Predictor& operator=(const Predictor&) = delete;
+
+  const TaskSpec& spec() const;
+  const Preprocessing& preprocessing() const;
+  // Tuned thresholds of a multi-label head (0.5 each where none were tuned).
+  const std::vector<double>& thresholds(const std::string& head) const;
+  // The model file's JSON document: metrics, metadata, architecture.
+  const nlohmann::json& document() const;
+  const std::filesystem::path& path() const;
+
+  // Probabilities for images already resized to the model input (resize_for_model). Thread-safe:
+  // concurrent calls run one after another.
+  HeadProbabilities predict(const std::vector<cv::Mat>& resized) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace garmentnet
