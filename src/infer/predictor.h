@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -40,6 +41,8 @@ class Predictor {
   // The model file's JSON document: metrics, metadata, architecture.
   const nlohmann::json& document() const;
   const std::filesystem::path& path() const;
+  // Number of weights (trainable or not) of the loaded model, for reports.
+  int64_t parameter_count() const;
 
   // Probabilities for images already resized to the model input (resize_for_model). Thread-safe:
   // concurrent calls run one after another.
