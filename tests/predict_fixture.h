@@ -1,4 +1,4 @@
-// A tiny built-in dataset and a model trained on it for two epochs, built once per test process,
+// A tiny built-in dataset and a model trained on it for one epoch, built once per test process,
 // shared by the integration tests of `predict` and `evaluate`.
 #pragma once
 
@@ -26,14 +26,14 @@ inline const PredictFixture& predict_fixture() {
     dataset.out_dir = dir / "garments";
     dataset.make_source = false;
     dataset.image_size = 32;
-    dataset.train_size = 300;
+    dataset.train_size = 200;
     dataset.test_size = 60;
     make_fashion_mnist_dataset(dataset);
     TrainOptions train;
     train.data_dir = dataset.out_dir;
     train.out_dir = dir / "run";
     train.image_size = 32;
-    train.epochs = 2;
+    train.epochs = 1;
     train.batch_size = 32;
     train.transfer = "scratch";
     train.warmup_epochs = 0;

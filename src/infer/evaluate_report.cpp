@@ -144,7 +144,7 @@ void write_evaluation_report(const EvaluationResult& r, const fs::path& out_dir)
   for (const auto& head : r.spec.heads) {
     if (r.softmax.count(head.name)) {
       const SoftmaxMetrics& m = r.softmax.at(head.name);
-      report.section(head.name + ": categories");
+      report.section("Category head '" + head.name + "'");
       Heatmap confusion{.style = {.title = "Confusion matrix: " + head.name,
                                   .x_label = "predicted (top-1)",
                                   .y_label = "true",
@@ -160,7 +160,7 @@ void write_evaluation_report(const EvaluationResult& r, const fs::path& out_dir)
       report.table(class_header(), class_rows(m));
     } else if (r.multilabel.count(head.name)) {
       const MultiLabelMetrics& m = r.multilabel.at(head.name);
-      report.section(head.name + ": tags");
+      report.section("Tag head '" + head.name + "'");
       report.table(tag_header(r.ran_model), tag_rows(m, r.ran_model));
       BarChart f1{.style = {.title = "F1 per tag: " + head.name, .y_label = "F1"},
                   .value_decimals = 2};
@@ -199,13 +199,13 @@ void write_evaluation_report(const EvaluationResult& r, const fs::path& out_dir)
     report.section("Worst mistakes");
     std::vector<GridTile> tiles;
     for (const Mistake& m : r.worst_mistakes) {
-      GridTile tile{
-          .image = m.image,
-          .caption = {m.id.substr(0, 18), "true: " + m.true_class, "pred: " + m.predicted_class}};
-      if (m.probability >= 0) tile.caption.back() += fmt::format(" {:.2f}", m.probability);
+      // Short lines: a tile is only as wide as its thumbnail and longer lines are cut.
+      GridTile tile{.image = m.image,
+                    .caption = {m.id, "true " + m.true_class, "pred " + m.predicted_class}};
+      if (m.probability >= 0) tile.caption.push_back(fmt::format("p = {:.2f}", m.probability));
       tiles.push_back(std::move(tile));
     }
-    write_png(compose_image_grid(tiles, {.thumbnail = 128, .columns = 6}),
+    write_png(compose_image_grid(tiles, {.thumbnail = 160, .columns = 5}),
               plots / "worst_mistakes.png");
     report.image("plots/worst_mistakes.png", r.ran_model
                                                  ? "Wrong top-1 categories, most confident first."
