@@ -3,13 +3,12 @@
 // callers (the HTTP server, the CLI) compile quickly.
 #pragma once
 
-#include <nlohmann/json.hpp>
-#include <opencv2/core.hpp>
-
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
 #include <string>
 #include <vector>
 
