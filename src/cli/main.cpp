@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   garmentnet::cli::add_make_dataset_command(app);
   garmentnet::cli::add_pretrain_command(app);
   garmentnet::cli::add_train_command(app);
+  garmentnet::cli::add_predict_command(app);
+  garmentnet::cli::add_evaluate_command(app);
 
   try {
     app.parse(argc, argv);

@@ -3,6 +3,7 @@
 // callers (the HTTP server, the CLI) compile quickly.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -39,6 +40,8 @@ class Predictor {
   // The model file's JSON document: metrics, metadata, architecture.
   const nlohmann::json& document() const;
   const std::filesystem::path& path() const;
+  // Number of weights (trainable or not) of the loaded model, for reports.
+  int64_t parameter_count() const;
 
   // Probabilities for images already resized to the model input (resize_for_model). Thread-safe:
   // concurrent calls run one after another.
