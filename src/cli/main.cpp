@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   garmentnet::cli::add_make_dataset_command(app);
   garmentnet::cli::add_pretrain_command(app);
   garmentnet::cli::add_train_command(app);
+  garmentnet::cli::add_serve_command(app);
 
   try {
     app.parse(argc, argv);
