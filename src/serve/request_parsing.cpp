@@ -67,6 +67,8 @@ nlohmann::json parse_json_body(std::string_view body, const RequestLimits& limit
     return nlohmann::json::parse(body);
   } catch (const nlohmann::json::parse_error& error) {
     fail("malformed JSON at byte {}: {}", error.byte, error.what());
+  } catch (const nlohmann::json::exception& error) {  // e.g. a number too large for a double
+    fail("unusable JSON: {}", error.what());
   }
 }
 

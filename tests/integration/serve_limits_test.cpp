@@ -48,6 +48,8 @@ TEST(ServeLimits, BadRequestsGetTheRightStatusAndTheServerKeepsWorking) {
   const std::string jpeg = sample_jpeg(0);
   const std::vector<Case> cases = {
       {"malformed JSON", R"({"instances": [)", 400},
+      {"number beyond a double (found by the fuzzer)", R"({"instances": [[[[1e999, 2, 3]]]]})",
+       400},
       {"empty body", "", 400},
       {"not an object", "[1, 2, 3]", 400},
       {"neither instances nor inputs", R"({"signature_name": "serving_default"})", 400},
