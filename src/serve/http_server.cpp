@@ -78,6 +78,7 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
     return new httplib::ThreadPool(static_cast<size_t>(threads));
   };
   server.set_payload_max_length(options.max_body_bytes);
+  server.set_tcp_nodelay(true);  // else small answers wait ~40 ms for delayed ACKs (Nagle)
   server.set_read_timeout(options.read_timeout_s, 0);
   server.set_write_timeout(options.write_timeout_s, 0);
   server.set_keep_alive_timeout(options.keep_alive_timeout_s);
