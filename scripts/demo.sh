@@ -34,4 +34,7 @@ Demo finished in $(( $(date +%s) - start )) s.
   pretraining:     $out/pretrain/report.html
   training report: $out/train/report.html
   model:           $out/train/model.gnm
+
+Serve it (web page at http://127.0.0.1:8501/, Ctrl-C stops it; see docs/serving.md):
+  $bin serve --model $out/train/model.gnm --port 8501
 TXT
