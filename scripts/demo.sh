@@ -56,4 +56,7 @@ Demo finished in $(( $(date +%s) - start )) s.
   predictions:     $out/predictions.parquet (predict: $predict_speed)
   evaluation:      $out/evaluation/report.html
   test split:      $headline
+
+Serve it (web page at http://127.0.0.1:8501/, Ctrl-C stops it; see docs/serving.md):
+  $bin serve --model $out/train/model.gnm --port 8501
 TXT
