@@ -139,7 +139,7 @@ TEST(ServeVersions, BinaryFinishesInFlightRequestsOnSigterm) {
   if (pid == 0) {
     const std::string command =
         std::string(GARMENTNET_BINARY) + " serve --model " + tiny_model().string() +
-        " --port 0 --max-wait-us 800000 --max-batch-size 64 --threads 2 > " + log.string() +
+        " --port 0 --max-wait-us 3000000 --max-batch-size 64 --threads 2 > " + log.string() +
         " 2>&1";
     execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), nullptr);
     _exit(127);
@@ -154,12 +154,21 @@ TEST(ServeVersions, BinaryFinishesInFlightRequestsOnSigterm) {
   })) << (fs::exists(log) ? read_file(log) : "no log");
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(30, 0);
-  // The batcher holds this request ~0.8 s waiting for company; SIGTERM arrives meanwhile.
+  // The batcher holds this request ~3 s waiting for company; SIGTERM arrives meanwhile.
   auto in_flight = std::async(std::launch::async, [&] {
     return client.Post("/v1/models/garments:predict", predict_body({b64_instance(sample_jpeg(0))}),
                        "application/json");
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Signal only once the request is inside the server: the /metrics request asking counts
+  // itself, so 2 in flight means the prediction is being handled.
+  httplib::Client probe("127.0.0.1", port);
+  ASSERT_TRUE(wait_for([&] {
+    const auto metrics = probe.Get("/metrics");
+    std::smatch match;
+    return metrics && std::regex_search(metrics->body, match,
+                                        std::regex(R"(garmentnet_in_flight_requests (\d+))")) &&
+           std::stoi(match[1]) >= 2;
+  }));
   ::kill(pid, SIGTERM);
   const auto result = in_flight.get();
   ASSERT_TRUE(result);
