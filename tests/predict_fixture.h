@@ -1,15 +1,13 @@
-// A tiny built-in dataset and a model trained on it for one epoch, built once per test process,
-// shared by the integration tests of `predict` and `evaluate`.
+// The tiny dataset and model of test_support.h, and helpers shared by the integration tests of
+// `predict` and `evaluate`.
 #pragma once
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include "data/fashion_mnist.h"
 #include "data/table.h"
 #include "test_support.h"
-#include "train/trainer.h"
 
 namespace garmentnet::testing {
 
@@ -20,28 +18,7 @@ struct PredictFixture {
 };
 
 inline const PredictFixture& predict_fixture() {
-  static TempDir dir;
-  static const PredictFixture fixture = [] {
-    FashionMnistOptions dataset;
-    dataset.out_dir = dir / "garments";
-    dataset.make_source = false;
-    dataset.image_size = 32;
-    dataset.train_size = 200;
-    dataset.test_size = 60;
-    make_fashion_mnist_dataset(dataset);
-    TrainOptions train;
-    train.data_dir = dataset.out_dir;
-    train.out_dir = dir / "run";
-    train.image_size = 32;
-    train.epochs = 1;
-    train.batch_size = 32;
-    train.transfer = "scratch";
-    train.warmup_epochs = 0;
-    train.patience = 0;
-    train.report = false;
-    const TrainResult result = train_model(train);
-    return PredictFixture{dataset.out_dir, dataset.out_dir / "images", result.model_path};
-  }();
+  static const PredictFixture fixture{tiny_dataset(), tiny_dataset() / "images", tiny_model()};
   return fixture;
 }
 

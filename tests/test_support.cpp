@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <random>
 
+#include "data/fashion_mnist.h"
+#include "train/trainer.h"
+
 namespace garmentnet::testing {
 
 TempDir::TempDir() {
@@ -18,6 +21,39 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
+}
+
+const std::filesystem::path& tiny_dataset() {
+  static TempDir dir;
+  static const std::filesystem::path data = [] {
+    FashionMnistOptions options;
+    options.out_dir = dir / "garments";
+    options.image_size = 32;
+    options.train_size = 300;
+    options.test_size = 60;
+    options.source_size = 200;
+    make_fashion_mnist_dataset(options);
+    return options.out_dir;
+  }();
+  return data;
+}
+
+const std::filesystem::path& tiny_model() {
+  static TempDir dir;
+  static const std::filesystem::path model = [] {
+    TrainOptions options;
+    options.data_dir = tiny_dataset();
+    options.out_dir = dir / "run";
+    options.image_size = 32;
+    options.epochs = 1;
+    options.batch_size = 32;
+    options.transfer = "scratch";
+    options.warmup_epochs = 0;
+    options.patience = 0;
+    options.report = false;
+    return train_model(options).model_path;
+  }();
+  return model;
 }
 
 CommandResult run_garmentnet(const std::string& arguments) {

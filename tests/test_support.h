@@ -25,6 +25,14 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
+// A small built-in dataset (32 px; 300 training rows, 60 test rows, a 200-row source split),
+// made once per test process.
+const std::filesystem::path& tiny_dataset();
+
+// A model file trained for one epoch on tiny_dataset() (small_cnn from scratch), made once per
+// test process.
+const std::filesystem::path& tiny_model();
+
 // Runs the built garmentnet executable with `arguments` (a shell-quoted string).
 CommandResult run_garmentnet(const std::string& arguments);
 

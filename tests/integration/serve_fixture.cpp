@@ -1,48 +1,13 @@
 #include "serve_fixture.h"
 
 #include "core/atomic_file.h"
-#include "data/fashion_mnist.h"
 #include "serve/request_parsing.h"
-#include "train/trainer.h"
 
 namespace garmentnet::testing {
 
-const std::filesystem::path& tiny_dataset_dir() {
-  static TempDir dir;
-  static const std::filesystem::path data = [] {
-    FashionMnistOptions options;
-    options.out_dir = dir / "garments";
-    options.make_source = false;
-    options.image_size = 32;
-    options.train_size = 300;
-    options.test_size = 10;
-    make_fashion_mnist_dataset(options);
-    return options.out_dir;
-  }();
-  return data;
-}
-
-const std::filesystem::path& tiny_model() {
-  static TempDir dir;
-  static const std::filesystem::path model = [] {
-    TrainOptions o;
-    o.data_dir = tiny_dataset_dir();
-    o.out_dir = dir / "run";
-    o.image_size = 32;
-    o.epochs = 1;
-    o.batch_size = 32;
-    o.transfer = "scratch";
-    o.warmup_epochs = 0;
-    o.patience = 0;
-    o.report = false;
-    return train_model(o).model_path;
-  }();
-  return model;
-}
-
 std::string sample_jpeg(size_t index) {
   std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(tiny_dataset_dir() / "images")) {
+  for (const auto& entry : std::filesystem::directory_iterator(tiny_dataset() / "images")) {
     files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());

@@ -16,11 +16,7 @@
 
 namespace garmentnet::testing {
 
-// A model file trained for one epoch on a 300-image, 32 px built-in dataset.
-const std::filesystem::path& tiny_model();
-// The built-in dataset the model was trained on (its images/ folder holds JPEGs).
-const std::filesystem::path& tiny_dataset_dir();
-// Bytes of one JPEG of that dataset.
+// Bytes of one JPEG of tiny_dataset().
 std::string sample_jpeg(size_t index = 0);
 
 // Options serving tiny_model() on a free port with small, quick settings.

@@ -165,8 +165,9 @@ TEST(ServeVersions, BinaryFinishesInFlightRequestsOnSigterm) {
   ASSERT_TRUE(wait_for([&] {
     const auto metrics = probe.Get("/metrics");
     std::smatch match;
-    return metrics && std::regex_search(metrics->body, match,
-                                        std::regex(R"(garmentnet_in_flight_requests (\d+))")) &&
+    return metrics &&
+           std::regex_search(metrics->body, match,
+                             std::regex(R"(garmentnet_in_flight_requests (\d+))")) &&
            std::stoi(match[1]) >= 2;
   }));
   ::kill(pid, SIGTERM);

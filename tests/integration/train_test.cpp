@@ -9,7 +9,6 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "data/fashion_mnist.h"
 #include "model/backbone.h"
 #include "model/model_file.h"
 #include "test_support.h"
@@ -19,25 +18,9 @@
 namespace garmentnet {
 namespace {
 
-// A small built-in dataset (target split only), made once for all tests of this file.
-const std::filesystem::path& tiny_dataset() {
-  static testing::TempDir dir;
-  static const std::filesystem::path data = [] {
-    FashionMnistOptions options;
-    options.out_dir = dir / "garments";
-    options.source_size = 200;
-    options.image_size = 32;
-    options.train_size = 300;
-    options.test_size = 20;
-    make_fashion_mnist_dataset(options);
-    return options.out_dir;
-  }();
-  return data;
-}
-
 TrainOptions quick_options(const std::filesystem::path& out) {
   TrainOptions o;
-  o.data_dir = tiny_dataset();
+  o.data_dir = testing::tiny_dataset();
   o.out_dir = out;
   o.image_size = 32;
   o.epochs = 6;
@@ -80,7 +63,7 @@ TEST(Train, TinyTaskLearnsAboveChanceAndWritesTheRun) {
 TEST(Train, PretrainSavesABackboneAndComparesTransferModes) {
   testing::TempDir dir;
   TrainOptions o = quick_options(dir / "pre");
-  o.data_dir = tiny_dataset() / "source";
+  o.data_dir = testing::tiny_dataset() / "source";
   o.epochs = 2;
   pretrain_backbone(o);
   ASSERT_TRUE(std::filesystem::exists(dir / "pre/backbone.pt"));
@@ -161,7 +144,7 @@ TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
   testing::TempDir dir;
   const auto run = dir / "run";
   const std::string arguments =
-      "train --data " + tiny_dataset().string() + " --out " + run.string() +
+      "train --data " + testing::tiny_dataset().string() + " --out " + run.string() +
       " --image-size 32 --epochs 12 --batch-size 16 --patience 0 --no-report "
       "--transfer scratch --backbone small_cnn";
   const pid_t pid = start_training(arguments);
@@ -190,7 +173,7 @@ TEST(Train, SigtermSavesACheckpointAndExitsCleanly) {
   testing::TempDir dir;
   const auto run = dir / "run";
   const std::string arguments =
-      "train --data " + tiny_dataset().string() + " --out " + run.string() +
+      "train --data " + testing::tiny_dataset().string() + " --out " + run.string() +
       " --image-size 32 --epochs 50 --batch-size 8 --patience 0 --no-report "
       "--transfer scratch --backbone small_cnn";
   const pid_t pid = start_training(arguments);
