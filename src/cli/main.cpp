@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { garmentnet::init_logging(log_level); });
 
   // Subcommands register here (see cli/commands.h).
+  garmentnet::cli::add_bench_command(app);
+  garmentnet::cli::add_export_command(app);
   garmentnet::cli::add_explore_command(app);
   garmentnet::cli::add_make_dataset_command(app);
   garmentnet::cli::add_pretrain_command(app);
