@@ -1,9 +1,9 @@
 // Micro-benchmarks of the image path every prediction takes: JPEG decode + resize (full-size and
 // reduced-size decoding) and stacking resized images into a normalised batch.
 #include <benchmark/benchmark.h>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-
 #include <string>
 #include <vector>
 
@@ -56,8 +56,8 @@ BENCHMARK(BM_DecodeResize)
 // Argument: batch size (64 px inputs).
 void BM_MakeInputBatch(benchmark::State& state) {
   const garmentnet::Preprocessing pre = input_of_side(64);
-  const cv::Mat resized =
-      garmentnet::resize_for_model(garmentnet::decode_image(garment_sized_jpeg(), "benchmark"), pre);
+  const cv::Mat resized = garmentnet::resize_for_model(
+      garmentnet::decode_image(garment_sized_jpeg(), "benchmark"), pre);
   const std::vector<cv::Mat> images(static_cast<size_t>(state.range(0)), resized);
   for (auto _ : state) {
     at::Tensor batch = garmentnet::make_input_batch(images, pre);

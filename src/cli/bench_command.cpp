@@ -23,16 +23,20 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--model", o.model, "model file (.gnm) written by `train`")->required();
   command->add_option("--images", o.images_dir,
                       "folder of JPEG/PNG images to decode (default: synthetic 217x301 JPEGs)");
-  command->add_option("--max-images", o.synthetic_images,
-                      "images used: synthetic ones written, or the first of --images")
+  command
+      ->add_option("--max-images", o.synthetic_images,
+                   "images used: synthetic ones written, or the first of --images")
       ->capture_default_str();
   command->add_option("--batch-sizes", o.batch_sizes, "forward-pass batch sizes")
       ->delimiter(',')
       ->capture_default_str();
-  command->add_option("--end-to-end-batch", o.end_to_end_batch,
-                      "batch size of the end-to-end (decode + model) measurement")
+  command
+      ->add_option("--end-to-end-batch", o.end_to_end_batch,
+                   "batch size of the end-to-end (decode + model) measurement")
       ->capture_default_str();
   command->add_option("--seconds", o.seconds, "minimum seconds per measurement")
+      ->capture_default_str();
+  command->add_option("--latency-runs", o.latency_runs, "minimum batch-1 passes timed for latency")
       ->capture_default_str();
   command->add_flag("!--quick", o.all_variants,
                     "measure only the eager and the optimised forward pass, not every step");

@@ -1,18 +1,19 @@
 #include "infer/benchmark.h"
 
 #include <fmt/format.h>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
-#include <limits>
 #include <future>
+#include <limits>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <random>
 
 #include "core/atomic_file.h"
@@ -56,8 +57,8 @@ class SyntheticImages {
  public:
   SyntheticImages(int count, int width, int height) {
     std::random_device device;
-    folder_ = fs::temp_directory_path() /
-              fmt::format("garmentnet-bench-{}-{:08x}", ::getpid(), device());
+    folder_ =
+        fs::temp_directory_path() / fmt::format("garmentnet-bench-{}-{:08x}", ::getpid(), device());
     fs::create_directories(folder_);
     cv::RNG rng(12345);
     for (int i = 0; i < count; ++i) {
@@ -103,8 +104,8 @@ std::vector<fs::path> image_files(const fs::path& folder, int max_files) {
   for (const auto& entry : fs::directory_iterator(folder)) {
     std::string extension = entry.path().extension().string();
     std::transform(extension.begin(), extension.end(), extension.begin(), ::tolower);
-    if (entry.is_regular_file() &&
-        (extension == ".jpeg" || extension == ".jpg" || extension == ".png" || extension == ".webp"))
+    if (entry.is_regular_file() && (extension == ".jpeg" || extension == ".jpg" ||
+                                    extension == ".png" || extension == ".webp"))
       paths.push_back(entry.path());
   }
   std::sort(paths.begin(), paths.end());
@@ -167,12 +168,14 @@ double percentile_ms(std::vector<double> seconds, double fraction) {
 
 LatencyMeasurement measure_latency(const std::string& variant,
                                    const std::function<void(const torch::Tensor&)>& forward,
-                                   const torch::Tensor& one_image, double seconds) {
+                                   const torch::Tensor& one_image, double seconds,
+                                   size_t min_runs) {
   forward(one_image);
   std::vector<double> durations;
   const Clock::time_point start = Clock::now();
-  // At least 100 runs so the 99th percentile means something; at most 5000 to bound the time.
-  while (durations.size() < 5000 && (durations.size() < 100 || seconds_since(start) < seconds)) {
+  // Enough runs for the 99th percentile to mean something; at most 5000 to bound the time.
+  while (durations.size() < 5000 &&
+         (durations.size() < min_runs || seconds_since(start) < seconds)) {
     const Clock::time_point before = Clock::now();
     forward(one_image);
     durations.push_back(seconds_since(before));
@@ -185,8 +188,8 @@ LatencyMeasurement measure_latency(const std::string& variant,
 
 // Decode overlapped with the model, as `predict` runs: while the Predictor works on one batch,
 // the pool decodes the next. Returns images per second over `paths`.
-double measure_end_to_end(const Predictor& predictor, const std::vector<fs::path>& paths,
-                          int batch, ThreadPool& pool) {
+double measure_end_to_end(const Predictor& predictor, const std::vector<fs::path>& paths, int batch,
+                          ThreadPool& pool) {
   const ImageLimits limits;
   auto decode = [&](size_t begin) {
     return std::async(std::launch::async, [&, begin] {
@@ -227,32 +230,33 @@ nlohmann::json BenchmarkResult::to_json() const {
   for (const auto& m : latency)
     latency_json.push_back(
         {{"variant", m.variant}, {"p50_ms", m.p50_ms}, {"p99_ms", m.p99_ms}, {"runs", m.runs}});
-  return {{"model", model},
-          {"architecture", architecture},
-          {"input_width", input_width},
-          {"input_height", input_height},
-          {"threads", threads},
-          {"cpu", cpu},
-          {"model_file_bytes", model_file_bytes},
-          {"parameters", parameters},
-          {"macs_per_image", macs_per_image},
-          {"flops_per_image", flops_per_image},
-          {"peak_gflops", peak_gflops},
-          {"images_source", images_source},
-          {"decode_files", decode_files},
-          {"decode_images_per_second", decode_images_per_second},
-          {"decode_full_size_images_per_second_1_thread",
-           decode_full_size_images_per_second_1_thread},
-          {"decode_reduced_images_per_second_1_thread", decode_reduced_images_per_second_1_thread},
-          {"forward", forward_json},
-          {"latency_batch_1", latency_json},
-          {"predictor_optimized", predictor_optimized},
-          {"end_to_end_batch", end_to_end_batch},
-          {"end_to_end_images_per_second", end_to_end_images_per_second},
-          {"predictor_forward_images_per_second", predictor_forward_images_per_second},
-          {"end_to_end_ratio", end_to_end_ratio},
-          {"end_to_end_target_reached", end_to_end_ratio >= 0.8},
-          {"peak_rss_bytes", peak_rss_bytes}};
+  return {
+      {"model", model},
+      {"architecture", architecture},
+      {"input_width", input_width},
+      {"input_height", input_height},
+      {"threads", threads},
+      {"cpu", cpu},
+      {"omp_wait_policy", omp_wait_policy},
+      {"model_file_bytes", model_file_bytes},
+      {"parameters", parameters},
+      {"macs_per_image", macs_per_image},
+      {"flops_per_image", flops_per_image},
+      {"peak_gflops", peak_gflops},
+      {"images_source", images_source},
+      {"decode_files", decode_files},
+      {"decode_images_per_second", decode_images_per_second},
+      {"decode_full_size_images_per_second_1_thread", decode_full_size_images_per_second_1_thread},
+      {"decode_reduced_images_per_second_1_thread", decode_reduced_images_per_second_1_thread},
+      {"forward", forward_json},
+      {"latency_batch_1", latency_json},
+      {"predictor_optimized", predictor_optimized},
+      {"end_to_end_batch", end_to_end_batch},
+      {"end_to_end_images_per_second", end_to_end_images_per_second},
+      {"predictor_forward_images_per_second", predictor_forward_images_per_second},
+      {"end_to_end_ratio", end_to_end_ratio},
+      {"end_to_end_target_reached", end_to_end_ratio >= 0.8},
+      {"peak_rss_bytes", peak_rss_bytes}};
 }
 
 BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
@@ -266,6 +270,7 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
   result.model = options.model.string();
   result.threads = threads;
   result.cpu = cpu_name();
+  if (const char* policy = std::getenv("OMP_WAIT_POLICY")) result.omp_wait_policy = policy;
 
   // The Predictor first: it is what predict and serve run, and it validates the file.
   const Predictor predictor(options.model, {.threads = threads});
@@ -292,8 +297,8 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
     synthetic = std::make_unique<SyntheticImages>(options.synthetic_images, options.synthetic_width,
                                                   options.synthetic_height);
     paths = synthetic->paths();
-    result.images_source = fmt::format("synthetic {}x{} JPEGs", options.synthetic_width,
-                                       options.synthetic_height);
+    result.images_source =
+        fmt::format("synthetic {}x{} JPEGs", options.synthetic_width, options.synthetic_height);
   } else {
     paths = image_files(options.images_dir, options.synthetic_images);
     result.images_source = options.images_dir.string();
@@ -333,7 +338,8 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
     };
     const int target_side = std::min(pre.width, pre.height);
     result.decode_full_size_images_per_second_1_thread =
-        static_cast<double>(bytes.size()) / time_per_run([&] { decode_all(0); }, options.seconds, 1);
+        static_cast<double>(bytes.size()) /
+        time_per_run([&] { decode_all(0); }, options.seconds, 1);
     result.decode_reduced_images_per_second_1_thread =
         static_cast<double>(bytes.size()) /
         time_per_run([&] { decode_all(target_side); }, options.seconds, 1);
@@ -362,8 +368,8 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
   };
   const Forward eager_channels_last = [&](const torch::Tensor& x) {
     torch::InferenceMode guard;
-    (void)head_probabilities(spec,
-                             bundle.model->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)));
+    (void)head_probabilities(
+        spec, bundle.model->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)));
   };
   spdlog::info("tracing and optimising the model");
   torch::jit::Module traced;
@@ -377,8 +383,9 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
     result.macs_per_image = macs.macs_per_image;
     result.flops_per_image = 2.0 * static_cast<double>(macs.macs_per_image);
     if (macs.skipped_ops > 0)
-      spdlog::warn("{} convolution/linear operations had no recorded shapes; FLOPs are undercounted",
-                   macs.skipped_ops);
+      spdlog::warn(
+          "{} convolution/linear operations had no recorded shapes; FLOPs are undercounted",
+          macs.skipped_ops);
   };
   const auto run_graph = [&](torch::jit::Module& module) {
     return [&](const torch::Tensor& x) {
@@ -409,8 +416,8 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
     spdlog::info("forward pass: {}", variant.name);
     for (int batch : options.batch_sizes) {
       const torch::Tensor input = images.narrow(0, 0, batch).contiguous();
-      const double per_run = time_per_run([&] { variant.forward(input); }, options.seconds,
-                                          options.min_iterations);
+      const double per_run =
+          time_per_run([&] { variant.forward(input); }, options.seconds, options.min_iterations);
       result.forward.push_back({.variant = variant.name,
                                 .threads = variant.threads,
                                 .batch_size = batch,
@@ -426,9 +433,10 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
 
   // ---- latency at batch 1
   const torch::Tensor one = images.narrow(0, 0, 1).contiguous();
-  result.latency.push_back(measure_latency("eager (inference mode)", eager, one, options.seconds));
   result.latency.push_back(
-      measure_latency("optimized", run_graph(optimized), one, options.seconds));
+      measure_latency("eager (inference mode)", eager, one, options.seconds, options.latency_runs));
+  result.latency.push_back(measure_latency("optimized", run_graph(optimized), one, options.seconds,
+                                           options.latency_runs));
 
   // ---- end to end, through the Predictor as predict runs it
   result.end_to_end_batch = options.end_to_end_batch;
@@ -447,15 +455,15 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
   result.end_to_end_images_per_second = 0;
   const Clock::time_point start = Clock::now();
   do {  // best of several passes: the machine is shared and noisy
-    result.end_to_end_images_per_second = std::max(
-        result.end_to_end_images_per_second,
-        measure_end_to_end(predictor, stream, options.end_to_end_batch, pool));
+    result.end_to_end_images_per_second =
+        std::max(result.end_to_end_images_per_second,
+                 measure_end_to_end(predictor, stream, options.end_to_end_batch, pool));
   } while (seconds_since(start) < options.seconds);
   {
     std::vector<cv::Mat> decoded =
-        load_resized_images(std::vector<fs::path>(stream.begin(),
-                                                  stream.begin() + options.end_to_end_batch),
-                            pre, limits, pool)
+        load_resized_images(
+            std::vector<fs::path>(stream.begin(), stream.begin() + options.end_to_end_batch), pre,
+            limits, pool)
             .images;
     std::erase_if(decoded, [](const cv::Mat& image) { return image.empty(); });
     result.predictor_forward_images_per_second =
@@ -471,11 +479,12 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
 std::string format_benchmark(const BenchmarkResult& r) {
   std::string out = fmt::format(
       "model {} ({}, {}x{} input, {} parameters, {:.2f} MB on disk)\n"
-      "{} threads on {}; matrix-multiply peak {:.1f} GFLOP/s\n"
+      "{} threads on {} (OMP_WAIT_POLICY {}); matrix-multiply peak {:.1f} GFLOP/s\n"
       "{:.1f} MFLOPs per image ({:.1f} M multiply-accumulates, counted from the traced graph)\n\n",
       r.model, r.architecture, r.input_width, r.input_height, r.parameters,
-      r.model_file_bytes / 1e6, r.threads, r.cpu, r.peak_gflops, r.flops_per_image / 1e6,
-      r.macs_per_image / 1e6);
+      r.model_file_bytes / 1e6, r.threads, r.cpu,
+      r.omp_wait_policy.empty() ? "unset" : r.omp_wait_policy, r.peak_gflops,
+      r.flops_per_image / 1e6, r.macs_per_image / 1e6);
 
   std::vector<int> batches;
   std::vector<std::string> variant_order;
@@ -510,26 +519,25 @@ std::string format_benchmark(const BenchmarkResult& r) {
   std::vector<std::vector<std::string>> other{
       {"decode + resize + normalise", format_rate(r.decode_images_per_second) + " images/s",
        fmt::format("{} threads, {} ({} files)", r.threads, r.images_source, r.decode_files)},
-      {"decode full size + resize", format_rate(r.decode_full_size_images_per_second_1_thread) +
-                                        " images/s",
-       "1 thread"},
-      {"decode reduced + resize", format_rate(r.decode_reduced_images_per_second_1_thread) +
-                                      " images/s",
+      {"decode full size + resize",
+       format_rate(r.decode_full_size_images_per_second_1_thread) + " images/s", "1 thread"},
+      {"decode reduced + resize",
+       format_rate(r.decode_reduced_images_per_second_1_thread) + " images/s",
        "1 thread, JPEG decoded at 1/2-1/8 scale when larger than the input"}};
   for (const auto& m : r.latency)
     other.push_back({"latency batch 1, " + m.variant,
                      fmt::format("p50 {:.2f} ms, p99 {:.2f} ms", m.p50_ms, m.p99_ms),
                      fmt::format("{} runs", m.runs)});
-  other.push_back({"end-to-end predict", format_rate(r.end_to_end_images_per_second) + " images/s",
-                   fmt::format("batch {}, decoding overlapped with the model ({})",
-                               r.end_to_end_batch,
-                               r.predictor_optimized ? "optimised graph" : "eager fallback")});
+  other.push_back(
+      {"end-to-end predict", format_rate(r.end_to_end_images_per_second) + " images/s",
+       fmt::format("batch {}, decoding overlapped with the model ({})", r.end_to_end_batch,
+                   r.predictor_optimized ? "optimised graph" : "eager fallback")});
   other.push_back({"predictor on decoded images",
                    format_rate(r.predictor_forward_images_per_second) + " images/s",
                    fmt::format("batch {}, incl. normalising", r.end_to_end_batch)});
-  other.push_back({"end-to-end / forward", fmt::format("{:.0f}%", 100 * r.end_to_end_ratio),
-                   r.end_to_end_ratio >= 0.8 ? "target (>= 80%) reached"
-                                             : "target (>= 80%) NOT reached"});
+  other.push_back(
+      {"end-to-end / forward", fmt::format("{:.0f}%", 100 * r.end_to_end_ratio),
+       r.end_to_end_ratio >= 0.8 ? "target (>= 80%) reached" : "target (>= 80%) NOT reached"});
   other.push_back({"peak memory", fmt::format("{:.0f} MB", r.peak_rss_bytes / 1e6),
                    "resident set size, whole run"});
   out += format_text_table({"measurement", "value", "conditions"}, other);

@@ -19,12 +19,13 @@ struct BenchmarkOptions {
   int synthetic_width = 217;         // their size: the original garment photos' (301 high)
   int synthetic_height = 301;
   std::vector<int> batch_sizes{1, 8, 32, 64};  // forward-pass batch sizes
-  int end_to_end_batch = 64;        // batch size of the end-to-end (decode + model) measurement
-  double seconds = 1.0;             // minimum time spent on each measurement
-  int min_iterations = 3;           // minimum timed repetitions of each measurement
-  bool all_variants = true;         // every optimisation step; false = eager and optimised only
-  int threads = 0;                  // threads for decoding and the model, 0 = all cores
-  int64_t matmul_size = 2048;       // side of the square matrices timed for the CPU's peak
+  int end_to_end_batch = 64;   // batch size of the end-to-end (decode + model) measurement
+  double seconds = 1.0;        // minimum time spent on each measurement
+  int min_iterations = 3;      // minimum timed repetitions of each measurement
+  int latency_runs = 100;      // minimum timed batch-1 passes for the p50/p99 latency
+  bool all_variants = true;    // every optimisation step; false = eager and optimised only
+  int threads = 0;             // threads for decoding and the model, 0 = all cores
+  int64_t matmul_size = 2048;  // side of the square matrices timed for the CPU's peak
 };
 
 // One forward-pass measurement.
@@ -44,19 +45,20 @@ struct LatencyMeasurement {
 };
 
 struct BenchmarkResult {
-  std::string model;             // model file path
-  std::string architecture;      // backbone name, e.g. "small_cnn"
+  std::string model;         // model file path
+  std::string architecture;  // backbone name, e.g. "small_cnn"
   int input_width = 0;
   int input_height = 0;
   int threads = 0;
-  std::string cpu;               // CPU model name from /proc/cpuinfo
+  std::string cpu;              // CPU model name from /proc/cpuinfo
+  std::string omp_wait_policy;  // the OMP_WAIT_POLICY environment variable ("" = unset)
   int64_t model_file_bytes = 0;
   int64_t parameters = 0;
-  int64_t macs_per_image = 0;    // multiply-accumulates per image (counted from the traced graph)
-  double flops_per_image = 0;    // 2 × macs_per_image
-  double peak_gflops = 0;        // measured float32 matrix-multiply throughput, `threads` threads
-  std::string images_source;     // the images folder or "synthetic W×H JPEGs"
-  int decode_files = 0;          // images decoded per pass
+  int64_t macs_per_image = 0;  // multiply-accumulates per image (counted from the traced graph)
+  double flops_per_image = 0;  // 2 × macs_per_image
+  double peak_gflops = 0;      // measured float32 matrix-multiply throughput, `threads` threads
+  std::string images_source;   // the images folder or "synthetic W×H JPEGs"
+  int decode_files = 0;        // images decoded per pass
   double decode_images_per_second = 0;  // read + decode + resize + normalise, `threads` threads
   // One thread, from memory: the JPEG decoded at full size vs reduced (1/2, 1/4, 1/8) to no less
   // than the input size, then resized. Equal when the source is not much larger than the input.

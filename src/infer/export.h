@@ -8,9 +8,9 @@
 namespace garmentnet {
 
 struct ExportOptions {
-  std::filesystem::path model;       // model file (.gnm) to export
+  std::filesystem::path model;         // model file (.gnm) to export
   std::string format = "torchscript";  // only "torchscript" for now
-  std::filesystem::path out;         // file to write (e.g. model.pt), atomically
+  std::filesystem::path out;           // file to write (e.g. model.pt), atomically
 };
 
 // Exports `options.model`. InputError for an unusable model file or an unknown format.

@@ -69,7 +69,8 @@ Predictor::Predictor(const std::filesystem::path& model_file, const PredictorOpt
   impl_->document = read_model_file_document(model_file);
   impl_->bundle.model->eval();
   for (const auto& head : impl_->bundle.model->spec().heads) {
-    if (head.kind == HeadKind::MultiLabel) impl_->thresholds[head.name] = impl_->bundle.thresholds(head.name);
+    if (head.kind == HeadKind::MultiLabel)
+      impl_->thresholds[head.name] = impl_->bundle.thresholds(head.name);
   }
   if (options.optimize)
     impl_->optimized = build_optimized(impl_->bundle, options.optimized_tolerance, model_file);

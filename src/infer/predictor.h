@@ -3,12 +3,11 @@
 // callers (the HTTP server, the CLI) compile quickly.
 #pragma once
 
-#include <nlohmann/json.hpp>
-#include <opencv2/core.hpp>
-
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
 #include <string>
 #include <vector>
 

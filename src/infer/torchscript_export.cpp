@@ -166,7 +166,8 @@ HeadOutputs run_traced_model(torch::jit::Module& module, const TaskSpec& spec,
     fail("internal error: the TorchScript model returned {} outputs for {} heads", elements.size(),
          spec.heads.size());
   HeadOutputs result;
-  for (size_t i = 0; i < spec.heads.size(); ++i) result[spec.heads[i].name] = elements[i].toTensor();
+  for (size_t i = 0; i < spec.heads.size(); ++i)
+    result[spec.heads[i].name] = elements[i].toTensor();
   return result;
 }
 
@@ -232,11 +233,10 @@ void export_torchscript(ModelBundle& bundle, const nlohmann::json& model_documen
   const auto float_list_type = c10::ListType::ofFloats();
   module.register_attribute("head_names", string_list_type, head_names);
   module.register_attribute("head_kinds", string_list_type, head_kinds);
-  module.register_attribute("labels", c10::DictType::create(c10::StringType::get(), string_list_type),
-                            labels);
-  module.register_attribute("thresholds",
-                            c10::DictType::create(c10::StringType::get(), float_list_type),
-                            thresholds);
+  module.register_attribute(
+      "labels", c10::DictType::create(c10::StringType::get(), string_list_type), labels);
+  module.register_attribute(
+      "thresholds", c10::DictType::create(c10::StringType::get(), float_list_type), thresholds);
   module.register_attribute("input_size", c10::ListType::ofInts(),
                             c10::List<int64_t>({pre.height, pre.width}));
   module.register_attribute("mean", float_list_type,
