@@ -7,7 +7,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_MAXSIZE ?= 4G
 
-.PHONY: all deps configure build test test-all demo bench asan format check-format clean
+.PHONY: all deps configure build test test-browser fuzz bench-serve demo bench asan format check-format clean
 
 all: build
 
@@ -23,6 +23,18 @@ build: configure
 # The default suite: unit + integration tests.
 test: build
 	@cd $(BUILD_DIR) && ctest -L 'unit|integration' --output-on-failure -j $(JOBS)
+
+# The web page in headless chromium (label `browser`); screenshot in $(BUILD_DIR)/browser/.
+test-browser: build
+	@cd $(BUILD_DIR) && ctest -L browser --output-on-failure
+
+# libFuzzer over request parsing + image decoding (clang), for FUZZ_SECONDS (default 60).
+fuzz: deps
+	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
+
+# Load benchmark of `serve` with wrk; figures in docs/serving-benchmarks.md.
+bench-serve: build
+	@scripts/bench-serve.sh $(BUILD_DIR)/garmentnet
 
 demo: build
 	@scripts/demo.sh $(BUILD_DIR)/garmentnet

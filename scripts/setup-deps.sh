@@ -16,6 +16,7 @@ packages=(
   gnuplot-nox dataset-fashion-mnist
   python3-torch python3-torchvision python3-numpy python3-pil
   openssl
+  chromium wrk python3-requests
 )
 
 missing=()

@@ -16,8 +16,14 @@ void add_explore_command(CLI::App& app);
 
 // make_dataset_command.cpp: builds the built-in Fashion-MNIST garment dataset.
 void add_make_dataset_command(CLI::App& app);
+// predict_command.cpp: batch prediction over a table of ids.
+void add_predict_command(CLI::App& app);
+// evaluate_command.cpp: scores a model (or a predictions file) against labels.
+void add_evaluate_command(CLI::App& app);
 // train_command.cpp: trains the multi-task model / pretrains a backbone.
 void add_train_command(CLI::App& app);
 void add_pretrain_command(CLI::App& app);
+// serve_command.cpp: the HTTP model service.
+void add_serve_command(CLI::App& app);
 
 }  // namespace garmentnet::cli

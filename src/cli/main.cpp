@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
       "garmentnet: learns clothing categories and pattern tags from photos, predicts in batch and "
       "serves the model over HTTP"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("garmentnet 0.1.0 (LibTorch ") + TORCH_VERSION + ")");
+  app.set_version_flag("--version",
+                       std::string("garmentnet 0.1.0 (LibTorch ") + TORCH_VERSION + ")");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.parse_complete_callback([&] { garmentnet::init_logging(log_level); });
@@ -36,6 +37,9 @@ int main(int argc, char** argv) {
   garmentnet::cli::add_make_dataset_command(app);
   garmentnet::cli::add_pretrain_command(app);
   garmentnet::cli::add_train_command(app);
+  garmentnet::cli::add_predict_command(app);
+  garmentnet::cli::add_evaluate_command(app);
+  garmentnet::cli::add_serve_command(app);
 
   try {
     app.parse(argc, argv);

@@ -5,37 +5,51 @@
 
 #include "cli/commands.h"
 #include "train/trainer.h"
+#include "train/transfer_comparison.h"
 
 namespace garmentnet::cli {
 namespace {
 
 void add_training_flags(CLI::App& command, TrainOptions& o) {
-  command.add_option("--data", o.data_dir, "Dataset folder: data.parquet, images/, optional task.json")->required();
+  command
+      .add_option("--data", o.data_dir, "Dataset folder: data.parquet, images/, optional task.json")
+      ->required();
   command.add_option("--out", o.out_dir, "Run directory to write")->required();
   command.add_option("--epochs", o.epochs, "Maximum epochs")->capture_default_str();
   command.add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str();
-  command.add_option("--image-size", o.image_size, "Model input side in pixels")->capture_default_str();
+  command.add_option("--image-size", o.image_size, "Model input side in pixels")
+      ->capture_default_str();
   command.add_option("--resize", o.resize, "How images reach the input size: stretch or pad")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, ResizeMode>{{"stretch", ResizeMode::Stretch},
-                                                                            {"pad", ResizeMode::Pad}}));
-  command.add_option("--head-lr", o.head_lr, "Peak learning rate of the heads")->capture_default_str();
-  command.add_option("--backbone-lr", o.backbone_lr, "Peak learning rate of trained backbone blocks")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, ResizeMode>{
+          {"stretch", ResizeMode::Stretch}, {"pad", ResizeMode::Pad}}));
+  command.add_option("--head-lr", o.head_lr, "Peak learning rate of the heads")
+      ->capture_default_str();
+  command
+      .add_option("--backbone-lr", o.backbone_lr, "Peak learning rate of trained backbone blocks")
       ->capture_default_str();
   command.add_option("--weight-decay", o.weight_decay, "Weight decay")->capture_default_str();
   command.add_option("--optimizer", o.optimizer, "adamw or sgd")->capture_default_str();
   command.add_option("--schedule", o.schedule, "cosine, step or constant")->capture_default_str();
-  command.add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up epochs")->capture_default_str();
-  command.add_option("--label-smoothing", o.label_smoothing, "Softmax heads")->capture_default_str();
+  command.add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up epochs")
+      ->capture_default_str();
+  command.add_option("--label-smoothing", o.label_smoothing, "Softmax heads")
+      ->capture_default_str();
   command.add_option("--dropout", o.dropout, "Dropout before the heads")->capture_default_str();
-  command.add_option("--validation", o.validation, "Validation table (default: a stratified split)");
-  command.add_option("--validation-fraction", o.validation_fraction, "Share held out for validation")
+  command.add_option("--validation", o.validation,
+                     "Validation table (default: a stratified split)");
+  command
+      .add_option("--validation-fraction", o.validation_fraction, "Share held out for validation")
       ->capture_default_str();
-  command.add_option("--monitor", o.monitor, "Best checkpoint and early stopping on: score or loss")
+  command
+      .add_option("--monitor", o.monitor, "Best checkpoint and early stopping on: score or loss")
       ->capture_default_str();
-  command.add_option("--patience", o.patience, "Epochs without improvement before stopping (0 = never)")
+  command
+      .add_option("--patience", o.patience,
+                  "Epochs without improvement before stopping (0 = never)")
       ->capture_default_str();
   command.add_flag("!--no-augment", o.augment, "Turn training augmentation off");
-  command.add_option("--seed", o.seed, "Seed of split, weights, shuffling, augmentation")->capture_default_str();
+  command.add_option("--seed", o.seed, "Seed of split, weights, shuffling, augmentation")
+      ->capture_default_str();
   command.add_option("--threads", o.threads, "Threads (0 = all cores)")->capture_default_str();
   command.add_flag("--resume", o.resume, "Continue the run in --out from its checkpoint");
   command.add_flag("--strict", o.strict, "Missing images and null labels are errors");
@@ -44,7 +58,8 @@ void add_training_flags(CLI::App& command, TrainOptions& o) {
 
 void print_result(const TrainResult& result) {
   if (result.interrupted) {
-    spdlog::warn("training interrupted after {} completed epoch(s); continue with --resume", result.epochs_run);
+    spdlog::warn("training interrupted after {} completed epoch(s); continue with --resume",
+                 result.epochs_run);
     return;
   }
   spdlog::info("best epoch {} of {}{}; model: {}", result.best_epoch, result.epochs_run,
@@ -57,17 +72,22 @@ void add_train_command(CLI::App& app) {
   auto options = std::make_shared<TrainOptions>();
   CLI::App* command = app.add_subcommand("train", "Train the multi-task model (transfer learning)");
   add_training_flags(*command, *options);
-  command->add_option("--backbone", options->backbone,
-                      "Native architecture (small_cnn, resnet18, resnet50, mobilenet_v2, vgg16), "
-                      "torchscript:FILE, or a backbone file from `pretrain`")
+  command
+      ->add_option("--backbone", options->backbone,
+                   "Native architecture (small_cnn, resnet18, resnet50, mobilenet_v2, vgg16), "
+                   "torchscript:FILE, or a backbone file from `pretrain`")
       ->capture_default_str();
-  command->add_option("--transfer", options->transfer, "frozen, finetune or scratch")->capture_default_str();
-  command->add_option("--unfreeze-blocks", options->unfreeze_blocks, "finetune: last backbone blocks trained")
+  command->add_option("--transfer", options->transfer, "frozen, finetune or scratch")
+      ->capture_default_str();
+  command
+      ->add_option("--unfreeze-blocks", options->unfreeze_blocks,
+                   "finetune: last backbone blocks trained")
       ->capture_default_str();
   command->add_flag("!--no-feature-cache", options->feature_cache,
                     "frozen: run the backbone on every step instead of caching its features");
-  command->add_option("--feature-views", options->feature_views,
-                      "frozen: feature-cache views per image (1 = no augmentation)")
+  command
+      ->add_option("--feature-views", options->feature_views,
+                   "frozen: feature-cache views per image (1 = no augmentation)")
       ->capture_default_str();
   command->callback([options] { print_result(train_model(*options)); });
 }
@@ -76,12 +96,28 @@ void add_pretrain_command(CLI::App& app) {
   auto options = std::make_shared<TrainOptions>();
   options->epochs = 8;
   CLI::App* command = app.add_subcommand(
-      "pretrain", "Train a backbone from scratch on a source dataset and save it for `train --backbone`");
+      "pretrain",
+      "Train a backbone from scratch on a source dataset and save it for `train --backbone`");
   add_training_flags(*command, *options);
-  command->add_option("--architecture", options->backbone, "Native architecture to pretrain")->capture_default_str();
-  command->callback([options] {
+  command->add_option("--architecture", options->backbone, "Native architecture to pretrain")
+      ->capture_default_str();
+  auto compare_on = std::make_shared<std::filesystem::path>();
+  auto compare_epochs = std::make_shared<int>(4);
+  command->add_option(
+      "--compare-on", *compare_on,
+      "Then train this target dataset frozen, fine-tuned and from scratch and compare "
+      "(transfer.html)");
+  command->add_option("--compare-epochs", *compare_epochs, "Epochs of each comparison run")
+      ->capture_default_str();
+  command->callback([options, compare_on, compare_epochs] {
     options->transfer = "scratch";
-    print_result(pretrain_backbone(*options));
+    const TrainResult result = pretrain_backbone(*options);
+    print_result(result);
+    if (compare_on->empty() || result.interrupted) return;
+    TrainOptions target = *options;
+    target.data_dir = *compare_on;
+    target.epochs = *compare_epochs;
+    compare_transfer(target, options->out_dir / "backbone.pt", options->backbone, options->out_dir);
   });
 }
 

@@ -15,7 +15,8 @@ LoadedImages load_resized_images(const std::vector<std::filesystem::path>& paths
   std::vector<std::string> errors(paths.size());
   std::unique_ptr<Progress> progress;
   if (!progress_label.empty()) {
-    progress = std::make_unique<Progress>(progress_label, static_cast<int64_t>(paths.size()), "img");
+    progress =
+        std::make_unique<Progress>(progress_label, static_cast<int64_t>(paths.size()), "img");
   }
   const int target_side = std::min(pre.width, pre.height);
   pool.parallel_for(paths.size(), [&](size_t i) {

@@ -2,9 +2,8 @@
 // in memory for all its epochs; batch prediction calls it chunk by chunk to bound memory.
 #pragma once
 
-#include <opencv2/core.hpp>
-
 #include <filesystem>
+#include <opencv2/core.hpp>
 #include <string>
 #include <vector>
 

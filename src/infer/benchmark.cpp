@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
-#include <future>
 #include <limits>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -21,6 +20,7 @@
 #include "core/text_table.h"
 #include "core/thread_pool.h"
 #include "data/image_loader.h"
+#include "infer/batch_predict.h"
 #include "infer/predictor.h"
 #include "infer/torchscript_export.h"
 #include "model/input.h"
@@ -186,30 +186,15 @@ LatencyMeasurement measure_latency(const std::string& variant,
           .runs = static_cast<int>(durations.size())};
 }
 
-// Decode overlapped with the model, as `predict` runs: while the Predictor works on one batch,
-// the pool decodes the next. Returns images per second over `paths`.
+// Images per second of `predict`'s own streaming path (predict_images: decoding on a pool,
+// overlapped with the Predictor) over `paths`.
 double measure_end_to_end(const Predictor& predictor, const std::vector<fs::path>& paths, int batch,
-                          ThreadPool& pool) {
-  const ImageLimits limits;
-  auto decode = [&](size_t begin) {
-    return std::async(std::launch::async, [&, begin] {
-      const size_t end = std::min(paths.size(), begin + batch);
-      const std::vector<fs::path> chunk(paths.begin() + static_cast<long>(begin),
-                                        paths.begin() + static_cast<long>(end));
-      return load_resized_images(chunk, predictor.preprocessing(), limits, pool);
-    });
-  };
-  const Clock::time_point start = Clock::now();
-  auto next = decode(0);
-  size_t predicted = 0;
-  for (size_t begin = 0; begin < paths.size(); begin += batch) {
-    LoadedImages loaded = next.get();
-    if (begin + batch < paths.size()) next = decode(begin + batch);
-    std::erase_if(loaded.images, [](const cv::Mat& image) { return image.empty(); });
-    predictor.predict(loaded.images);
-    predicted += loaded.images.size();
-  }
-  return static_cast<double>(predicted) / seconds_since(start);
+                          int threads) {
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < paths.size(); ++i) ids.push_back(std::to_string(i));
+  const StreamedPredictions streamed = predict_images(
+      predictor, ids, paths, {.batch_size = batch, .decode_threads = threads, .progress = false});
+  return static_cast<double>(streamed.images_predicted) / streamed.seconds;
 }
 
 std::string format_rate(double value) {
@@ -457,7 +442,7 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
   do {  // best of several passes: the machine is shared and noisy
     result.end_to_end_images_per_second =
         std::max(result.end_to_end_images_per_second,
-                 measure_end_to_end(predictor, stream, options.end_to_end_batch, pool));
+                 measure_end_to_end(predictor, stream, options.end_to_end_batch, threads));
   } while (seconds_since(start) < options.seconds);
   {
     std::vector<cv::Mat> decoded =

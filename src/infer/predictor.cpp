@@ -83,6 +83,12 @@ const Preprocessing& Predictor::preprocessing() const { return impl_->bundle.pre
 const nlohmann::json& Predictor::document() const { return impl_->document; }
 const std::filesystem::path& Predictor::path() const { return impl_->path; }
 
+int64_t Predictor::parameter_count() const {
+  int64_t count = 0;
+  for (const auto& parameter : impl_->bundle.model->parameters()) count += parameter.numel();
+  return count;
+}
+
 const std::vector<double>& Predictor::thresholds(const std::string& head) const {
   return impl_->thresholds.at(spec().head(head).name);
 }

@@ -3,6 +3,7 @@
 // callers (the HTTP server, the CLI) compile quickly.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -19,7 +20,7 @@ namespace garmentnet {
 struct PredictorOptions {
   int threads = 0;  // intra-op threads for the model, 0 = all cores available
   // Run a frozen TorchScript graph of the model optimised for the CPU (conv + batch-norm folding,
-  // oneDNN) instead of the eager model: 1.5-3x faster (docs/benchmarks.md). It is checked against
+  // oneDNN) instead of the eager model: about 2x faster (docs/benchmarks.md). It is checked against
   // the eager model when loading; if it cannot be built or disagrees, a warning is logged and
   // the eager model is used.
   bool optimize = true;
@@ -47,6 +48,8 @@ class Predictor {
   // The model file's JSON document: metrics, metadata, architecture.
   const nlohmann::json& document() const;
   const std::filesystem::path& path() const;
+  // Number of weights (trainable or not) of the loaded model, for reports.
+  int64_t parameter_count() const;
 
   // Probabilities for images already resized to the model input (resize_for_model). Thread-safe:
   // concurrent calls run one after another.

@@ -2,8 +2,8 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <opencv2/core.hpp>
 
+#include <opencv2/core.hpp>
 #include <vector>
 
 #include "data/image.h"

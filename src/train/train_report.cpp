@@ -1,12 +1,15 @@
 #include "train/train_report.h"
 
-#include <nlohmann/json.hpp>
-
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <span>
 
 #include "core/atomic_file.h"
 #include "core/html_report.h"
 #include "core/plot.h"
+#include "data/image_grid.h"
 #include "train/metrics.h"
 
 namespace garmentnet {
@@ -26,6 +29,36 @@ std::vector<double> series(const json& history, const std::vector<std::string>& 
 }
 
 std::string percent(double value) { return fmt::format("{:.1f}%", 100 * value); }
+
+// Caption lines of one validation row: true vs predicted category, and the tags.
+std::vector<std::string> caption(const TaskSpec& spec, const SplitPredictions& p,
+                                 const std::map<std::string, std::vector<double>>& thresholds,
+                                 size_t row) {
+  std::vector<std::string> lines;
+  for (const auto& head : spec.heads) {
+    const size_t n = head.num_outputs();
+    const float* probs = p.probabilities.at(head.name).data() + row * n;
+    const int64_t* labels =
+        p.labels.at(head.name).data() + row * (head.kind == HeadKind::Softmax ? 1 : n);
+    if (head.kind == HeadKind::Softmax) {
+      const auto top = top2_classes(std::span<const float>(probs, n), n).front();
+      lines.push_back("true " +
+                      (labels[0] >= 0 ? head.classes[static_cast<size_t>(labels[0])] : "?"));
+      lines.push_back(
+          fmt::format("pred {} {:.2f}", head.classes[static_cast<size_t>(top[0])], probs[top[0]]));
+    } else {
+      std::string truth, predicted;
+      for (size_t k = 0; k < n; ++k) {
+        if (labels[k] == 1) truth += (truth.empty() ? "" : ",") + head.classes[k];
+        if (probs[k] >= thresholds.at(head.name)[k])
+          predicted += (predicted.empty() ? "" : ",") + head.classes[k];
+      }
+      lines.push_back("tags " + (truth.empty() ? "-" : truth) + " / " +
+                      (predicted.empty() ? "-" : predicted));
+    }
+  }
+  return lines;
+}
 
 }  // namespace
 
@@ -47,25 +80,30 @@ void write_train_report(const TrainReportInputs& in) {
   report.section("Learning curves");
   LineChart loss{.style = {.title = "Loss per head", .x_label = "epoch", .y_label = "loss"}};
   for (const auto& head : in.spec.heads) {
-    loss.series.push_back({head.name + " train", epochs, series(history, {"train", "heads", head.name, "loss"})});
     loss.series.push_back(
-        {head.name + " validation", epochs, series(history, {"val", "heads", head.name, "loss"}), true});
+        {head.name + " train", epochs, series(history, {"train", "heads", head.name, "loss"})});
+    loss.series.push_back({head.name + " validation", epochs,
+                           series(history, {"val", "heads", head.name, "loss"}), true});
   }
   write_line_chart(loss, plots / "loss.png");
   report.image("plots/loss.png", "Training (solid) and validation (dashed) loss of each head.");
 
-  LineChart quality{.style = {.title = "Validation quality", .x_label = "epoch", .y_label = "score"}};
+  LineChart quality{
+      .style = {.title = "Validation quality", .x_label = "epoch", .y_label = "score"}};
   for (const auto& head : in.spec.heads) {
     if (head.kind == HeadKind::Softmax) {
       quality.series.push_back({head.name + " top-1 (train)", epochs,
                                 series(history, {"train", "heads", head.name, "top1_accuracy"})});
       quality.series.push_back({head.name + " top-1", epochs,
-                                series(history, {"val", "heads", head.name, "top1_accuracy"}), true});
+                                series(history, {"val", "heads", head.name, "top1_accuracy"}),
+                                true});
       quality.series.push_back({head.name + " top-2", epochs,
-                                series(history, {"val", "heads", head.name, "top2_accuracy"}), true});
+                                series(history, {"val", "heads", head.name, "top2_accuracy"}),
+                                true});
     } else {
-      quality.series.push_back({head.name + " mAP", epochs,
-                                series(history, {"val", "heads", head.name, "mean_average_precision"}), true});
+      quality.series.push_back(
+          {head.name + " mAP", epochs,
+           series(history, {"val", "heads", head.name, "mean_average_precision"}), true});
       quality.series.push_back({head.name + " macro F1", epochs,
                                 series(history, {"val", "heads", head.name, "macro_f1"}), true});
     }
@@ -96,17 +134,24 @@ void write_train_report(const TrainReportInputs& in) {
                          {"top-2 accuracy", percent(m.top2_accuracy)},
                          {"macro F1", fmt::format("{:.3f}", m.macro_f1)},
                          {"validation rows", std::to_string(m.count)}});
-      card += fmt::format("- **{}**: top-1 {}, top-2 {}, macro F1 {:.3f} (validation, {} rows)\n", head.name,
-                          percent(m.top1_accuracy), percent(m.top2_accuracy), m.macro_f1, m.count);
-      Heatmap confusion{.style = {.title = "Confusion matrix: " + head.name, .x_label = "predicted",
-                                  .y_label = "true", .width = 800, .height = 650},
-                        .row_labels = head.classes, .column_labels = head.classes};
+      card += fmt::format("- **{}**: top-1 {}, top-2 {}, macro F1 {:.3f} (validation, {} rows)\n",
+                          head.name, percent(m.top1_accuracy), percent(m.top2_accuracy), m.macro_f1,
+                          m.count);
+      Heatmap confusion{.style = {.title = "Confusion matrix: " + head.name,
+                                  .x_label = "predicted",
+                                  .y_label = "true",
+                                  .width = 800,
+                                  .height = 650},
+                        .row_labels = head.classes,
+                        .column_labels = head.classes};
       for (const auto& row : m.confusion) confusion.values.emplace_back(row.begin(), row.end());
       write_heatmap(confusion, plots / (head.name + "_confusion.png"));
-      report.image("plots/" + head.name + "_confusion.png", "Rows: true class; columns: top-1 prediction.");
+      report.image("plots/" + head.name + "_confusion.png",
+                   "Rows: true class; columns: top-1 prediction.");
       std::vector<std::vector<std::string>> per_class;
       for (const auto& c : m.classes) {
-        per_class.push_back({c.name, fmt::format("{:.3f}", c.scores.precision), fmt::format("{:.3f}", c.scores.recall),
+        per_class.push_back({c.name, fmt::format("{:.3f}", c.scores.precision),
+                             fmt::format("{:.3f}", c.scores.recall),
                              fmt::format("{:.3f}", c.scores.f1), std::to_string(c.support)});
       }
       report.table({"class", "precision", "recall", "F1", "support"}, per_class);
@@ -118,12 +163,14 @@ void write_train_report(const TrainReportInputs& in) {
       const auto curves = precision_recall_curves(probs, labels, head.classes);
       for (size_t k = 0; k < m.tags.size(); ++k) {
         const TagMetrics& t = m.tags[k];
-        per_tag.push_back({t.name, fmt::format("{:.3f}", t.threshold), fmt::format("{:.3f}", t.at_threshold.precision),
-                           fmt::format("{:.3f}", t.at_threshold.recall), fmt::format("{:.3f}", t.at_threshold.f1),
-                           fmt::format("{:.3f}", t.at_default.f1), fmt::format("{:.3f}", t.average_precision),
-                           std::to_string(t.positives)});
-        card += fmt::format("- **{} / {}**: F1 {:.3f} at threshold {:.3f}, AP {:.3f}\n", head.name, t.name,
-                            t.at_threshold.f1, t.threshold, t.average_precision);
+        per_tag.push_back(
+            {t.name, fmt::format("{:.3f}", t.threshold),
+             fmt::format("{:.3f}", t.at_threshold.precision),
+             fmt::format("{:.3f}", t.at_threshold.recall), fmt::format("{:.3f}", t.at_threshold.f1),
+             fmt::format("{:.3f}", t.at_default.f1), fmt::format("{:.3f}", t.average_precision),
+             std::to_string(t.positives)});
+        card += fmt::format("- **{} / {}**: F1 {:.3f} at threshold {:.3f}, AP {:.3f}\n", head.name,
+                            t.name, t.at_threshold.f1, t.threshold, t.average_precision);
         PrecisionRecallSeries s{.name = fmt::format("{} (AP {:.2f})", t.name, t.average_precision)};
         for (const auto& point : curves[k].points) {
           s.recall.push_back(point.recall);
@@ -131,14 +178,52 @@ void write_train_report(const TrainReportInputs& in) {
         }
         pr.series.push_back(std::move(s));
       }
-      report.table({"tag", "threshold", "precision", "recall", "F1", "F1 at 0.5", "AP", "positives"}, per_tag);
+      report.table(
+          {"tag", "threshold", "precision", "recall", "F1", "F1 at 0.5", "AP", "positives"},
+          per_tag);
       write_precision_recall_chart(pr, plots / (head.name + "_pr.png"));
-      report.image("plots/" + head.name + "_pr.png", "Precision-recall curve of each tag on validation data.");
+      report.image("plots/" + head.name + "_pr.png",
+                   "Precision-recall curve of each tag on validation data.");
     }
   }
-  report.paragraph("Thresholds were tuned on the validation data to maximise each tag's F1; "
-                   "validation scores at tuned thresholds are therefore slightly optimistic. "
-                   "Use `garmentnet evaluate` on held-out test data for unbiased figures.");
+  if (!in.validation_images.empty()) {
+    report.section("Validation images");
+    std::vector<GridTile> sample, mistakes;
+    for (size_t row = 0; row < std::min<size_t>(16, in.validation_images.size()); ++row) {
+      sample.push_back(
+          {in.validation_images[row], caption(in.spec, in.best_validation, in.thresholds, row)});
+    }
+    write_png(compose_image_grid(sample), plots / "validation_samples.png");
+    report.image("plots/validation_samples.png",
+                 "The first validation images: true and predicted category (probability); tags "
+                 "true / predicted.");
+    if (const HeadSpec* category = in.spec.category_head()) {
+      // The most confident wrong answers of the category head.
+      const size_t n = category->num_outputs();
+      const auto& probs = in.best_validation.probabilities.at(category->name);
+      const auto& labels = in.best_validation.labels.at(category->name);
+      const auto tops = top2_classes(probs, n);
+      std::vector<std::pair<float, size_t>> wrong;
+      for (size_t row = 0; row < labels.size(); ++row) {
+        if (labels[row] >= 0 && tops[row][0] != labels[row])
+          wrong.emplace_back(probs[row * n + tops[row][0]], row);
+      }
+      std::sort(wrong.rbegin(), wrong.rend());
+      for (size_t i = 0; i < std::min<size_t>(16, wrong.size()); ++i) {
+        mistakes.push_back({in.validation_images[wrong[i].second],
+                            caption(in.spec, in.best_validation, in.thresholds, wrong[i].second)});
+      }
+      if (!mistakes.empty()) {
+        write_png(compose_image_grid(mistakes), plots / "worst_mistakes.png");
+        report.image("plots/worst_mistakes.png",
+                     "The most confident wrong categories on validation data.");
+      }
+    }
+  }
+  report.paragraph(
+      "Thresholds were tuned on the validation data to maximise each tag's F1; "
+      "validation scores at tuned thresholds are therefore slightly optimistic. "
+      "Use `garmentnet evaluate` on held-out test data for unbiased figures.");
   report.write(in.out_dir / "report.html");
   write_file_atomically(in.out_dir / "model_card.md", card);
 }

@@ -2,10 +2,9 @@
 // matrix and precision-recall curves of the best epoch on validation data, and model_card.md.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -23,10 +22,11 @@ struct TrainReportInputs {
   std::filesystem::path out_dir;     // run directory; plots go to out_dir/plots
   std::filesystem::path model_path;  // the best model file
   TaskSpec spec;
-  const nlohmann::json* history = nullptr;  // metrics.json entries, one per epoch
-  SplitPredictions best_validation;         // validation predictions of the best epoch
+  const nlohmann::json* history = nullptr;               // metrics.json entries, one per epoch
+  SplitPredictions best_validation;                      // validation predictions of the best epoch
+  std::vector<std::filesystem::path> validation_images;  // image file of each validation row
   std::map<std::string, std::vector<double>> thresholds;  // tuned, per multi-label head
-  nlohmann::json summary;                   // key facts for the card (data, rows, backbone …)
+  nlohmann::json summary;  // key facts for the card (data, rows, backbone …)
 };
 
 void write_train_report(const TrainReportInputs& inputs);

@@ -8,10 +8,10 @@
 #include <cmath>
 #include <csignal>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numbers>
 #include <numeric>
 #include <optional>
-#include <nlohmann/json.hpp>
 #include <random>
 
 #include "core/atomic_file.h"
@@ -61,7 +61,8 @@ class StopSignals {
 };
 
 void check_options(const TrainOptions& o) {
-  if (o.data_dir.empty()) fail("--data is required: a dataset folder with data.parquet and images/");
+  if (o.data_dir.empty())
+    fail("--data is required: a dataset folder with data.parquet and images/");
   if (o.out_dir.empty()) fail("--out is required: the run directory to write");
   if (o.transfer != "frozen" && o.transfer != "finetune" && o.transfer != "scratch") {
     fail("--transfer '{}' is unknown: use frozen, finetune or scratch", o.transfer);
@@ -72,7 +73,8 @@ void check_options(const TrainOptions& o) {
   if (o.schedule != "cosine" && o.schedule != "step" && o.schedule != "constant") {
     fail("--schedule '{}' is unknown: use cosine, step or constant", o.schedule);
   }
-  if (o.monitor != "score" && o.monitor != "loss") fail("--monitor '{}': use score or loss", o.monitor);
+  if (o.monitor != "score" && o.monitor != "loss")
+    fail("--monitor '{}': use score or loss", o.monitor);
   if (o.epochs < 1) fail("--epochs must be at least 1");
   if (o.batch_size < 1) fail("--batch-size must be at least 1");
   if (o.image_size < 16 || o.image_size > 1024) fail("--image-size must be between 16 and 1024");
@@ -131,8 +133,10 @@ std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const Label
   std::vector<size_t> train, validation;
   for (auto& [label, members] : strata) {
     std::shuffle(members.begin(), members.end(), rng);
-    const auto held_out = static_cast<size_t>(std::llround(fraction * static_cast<double>(members.size())));
-    validation.insert(validation.end(), members.begin(), members.begin() + static_cast<ptrdiff_t>(held_out));
+    const auto held_out =
+        static_cast<size_t>(std::llround(fraction * static_cast<double>(members.size())));
+    validation.insert(validation.end(), members.begin(),
+                      members.begin() + static_cast<ptrdiff_t>(held_out));
     train.insert(train.end(), members.begin() + static_cast<ptrdiff_t>(held_out), members.end());
   }
   std::sort(train.begin(), train.end());
@@ -154,7 +158,8 @@ ImageSet load_images(LabelledDataset data, const Preprocessing& pre, ThreadPool&
   LoadedImages loaded = load_resized_images(data.images, pre, ImageLimits{}, pool, label);
   if (!loaded.failed.empty()) {
     std::string listed;
-    for (size_t i = 0; i < std::min<size_t>(loaded.errors.size(), 5); ++i) listed += "\n  " + loaded.errors[i];
+    for (size_t i = 0; i < std::min<size_t>(loaded.errors.size(), 5); ++i)
+      listed += "\n  " + loaded.errors[i];
     if (strict) fail("{} image(s) could not be read:{}", loaded.failed.size(), listed);
     spdlog::warn("{} image(s) could not be read and are skipped:{}", loaded.failed.size(), listed);
     std::vector<size_t> keep;
@@ -190,7 +195,8 @@ HeadTargets targets_for(const LabelledDataset& data, const std::vector<size_t>& 
       auto* out = t.data_ptr<float>();
       for (size_t i = 0; i < indices.size(); ++i) {
         for (int64_t k = 0; k < tags; ++k) {
-          out[static_cast<int64_t>(i) * tags + k] = static_cast<float>(labels[indices[i] * tags + k]);
+          out[static_cast<int64_t>(i) * tags + k] =
+              static_cast<float>(labels[indices[i] * tags + k]);
         }
       }
       targets[head.name] = t;
@@ -216,7 +222,8 @@ LossOptions loss_options(const TrainOptions& o, const LabelledDataset& train) {
           positives += labels[i] == 1;
           negatives += labels[i] == 0;
         }
-        if (positives > 0) weights[k] = static_cast<float>(std::clamp(negatives / positives, 1.0, 10.0));
+        if (positives > 0)
+          weights[k] = static_cast<float>(std::clamp(negatives / positives, 1.0, 10.0));
       }
       h.pos_weight = torch::tensor(weights);
     }
@@ -229,7 +236,8 @@ double schedule_factor(const TrainOptions& o, double epoch) {
   if (o.warmup_epochs > 0 && epoch < o.warmup_epochs) return (epoch + 1e-3) / o.warmup_epochs;
   const double span = std::max(1.0, static_cast<double>(o.epochs - o.warmup_epochs));
   const double progress = std::clamp((epoch - o.warmup_epochs) / span, 0.0, 1.0);
-  if (o.schedule == "cosine") return 0.02 + 0.98 * 0.5 * (1 + std::cos(std::numbers::pi * progress));
+  if (o.schedule == "cosine")
+    return 0.02 + 0.98 * 0.5 * (1 + std::cos(std::numbers::pi * progress));
   if (o.schedule == "step") return progress < 2.0 / 3.0 ? 1.0 : 0.1;
   return 1.0;
 }
@@ -251,12 +259,15 @@ Optimizer make_optimizer(const TrainOptions& o, MultiTaskModel& model) {
   auto add = [&](std::vector<torch::Tensor> tensors, double lr) {
     if (tensors.empty()) return;
     if (o.optimizer == "adamw") {
-      groups.emplace_back(std::move(tensors), std::make_unique<torch::optim::AdamWOptions>(
-                                                  torch::optim::AdamWOptions(lr).weight_decay(o.weight_decay)));
-    } else {
       groups.emplace_back(std::move(tensors),
-                          std::make_unique<torch::optim::SGDOptions>(
-                              torch::optim::SGDOptions(lr).momentum(0.9).nesterov(true).weight_decay(o.weight_decay)));
+                          std::make_unique<torch::optim::AdamWOptions>(
+                              torch::optim::AdamWOptions(lr).weight_decay(o.weight_decay)));
+    } else {
+      groups.emplace_back(
+          std::move(tensors),
+          std::make_unique<torch::optim::SGDOptions>(
+              torch::optim::SGDOptions(lr).momentum(0.9).nesterov(true).weight_decay(
+                  o.weight_decay)));
     }
     result.peak_lr.push_back(lr);
   };
@@ -265,7 +276,8 @@ Optimizer make_optimizer(const TrainOptions& o, MultiTaskModel& model) {
   if (o.optimizer == "adamw") {
     result.optimizer = std::make_unique<torch::optim::AdamW>(std::move(groups));
   } else {
-    result.optimizer = std::make_unique<torch::optim::SGD>(std::move(groups), torch::optim::SGDOptions(o.head_lr));
+    result.optimizer =
+        std::make_unique<torch::optim::SGD>(std::move(groups), torch::optim::SGDOptions(o.head_lr));
   }
   return result;
 }
@@ -300,7 +312,8 @@ struct Collected {
 // Metrics of one split from what was collected; `thresholds` per multi-label head (tuned when
 // empty, and then returned through it).
 json split_metrics(const TaskSpec& spec, const Collected& c,
-                   std::map<std::string, std::vector<double>>* thresholds, bool tune, double* score) {
+                   std::map<std::string, std::vector<double>>* thresholds, bool tune,
+                   double* score) {
   json out;
   out["loss"] = c.rows ? c.total_loss_sum / static_cast<double>(c.rows) : 0.0;
   double score_sum = 0;
@@ -317,7 +330,8 @@ json split_metrics(const TaskSpec& spec, const Collected& c,
       std::vector<double> t(head.num_outputs(), kDefaultTagThreshold);
       if (tune) {
         t.clear();
-        for (const auto& tuned : tune_tag_thresholds(probs, labels, head.classes)) t.push_back(tuned.threshold);
+        for (const auto& tuned : tune_tag_thresholds(probs, labels, head.classes))
+          t.push_back(tuned.threshold);
         (*thresholds)[head.name] = t;
       } else if (thresholds && thresholds->count(head.name)) {
         t = thresholds->at(head.name);
@@ -342,8 +356,11 @@ struct TrainingState {
   json history = json::array();
 
   json to_json() const {
-    return {{"next_epoch", next_epoch}, {"best_epoch", best_epoch}, {"best_value", best_value},
-            {"epochs_without_improvement", epochs_without_improvement}, {"history", history}};
+    return {{"next_epoch", next_epoch},
+            {"best_epoch", best_epoch},
+            {"best_value", best_value},
+            {"epochs_without_improvement", epochs_without_improvement},
+            {"history", history}};
   }
   static TrainingState from_json(const json& j) {
     TrainingState s;
@@ -368,9 +385,10 @@ void write_metrics_files(const fs::path& out, const TaskSpec& spec, const json& 
   }
   csv += '\n';
   for (const auto& e : history) {
-    csv += fmt::format("{},{:.1f},{:.4f},{:.5f},{:.5f},{:.5f}", e["epoch"].get<int>(), e["seconds"].get<double>(),
-                       e["lr_factor"].get<double>(), e["train"]["loss"].get<double>(),
-                       e["val"]["loss"].get<double>(), e["val"]["score"].get<double>());
+    csv += fmt::format("{},{:.1f},{:.4f},{:.5f},{:.5f},{:.5f}", e["epoch"].get<int>(),
+                       e["seconds"].get<double>(), e["lr_factor"].get<double>(),
+                       e["train"]["loss"].get<double>(), e["val"]["loss"].get<double>(),
+                       e["val"]["score"].get<double>());
     for (const auto& head : spec.heads) {
       const json& t = e["train"]["heads"][head.name];
       const json& v = e["val"]["heads"][head.name];
@@ -434,7 +452,8 @@ TrainResult train_model(const TrainOptions& options) {
   } else {
     train_data = std::move(all);
     TaskSpec resolved = train_data.spec;  // the validation file must use the training classes
-    val_data = load_labelled_dataset(options.validation, options.data_dir / "images", resolved, data_options);
+    val_data = load_labelled_dataset(options.validation, options.data_dir / "images", resolved,
+                                     data_options);
   }
   const TaskSpec spec = train_data.spec;  // a copy: train_data is moved below
 
@@ -454,9 +473,10 @@ TrainResult train_model(const TrainOptions& options) {
     const auto& natives = native_backbone_names();
     if (options.transfer == "scratch" &&
         std::find(natives.begin(), natives.end(), options.backbone) == natives.end()) {
-      fail("--transfer scratch trains a native architecture from random weights: pass one of {} "
-           "as --backbone, not '{}'",
-           fmt::join(natives, ", "), options.backbone);
+      fail(
+          "--transfer scratch trains a native architecture from random weights: pass one of {} "
+          "as --backbone, not '{}'",
+          fmt::join(natives, ", "), options.backbone);
     }
     Backbone backbone = open_backbone(options.backbone);
     pre = backbone->expected_preprocessing().value_or(Preprocessing{});
@@ -465,12 +485,15 @@ TrainResult train_model(const TrainOptions& options) {
     model = MultiTaskModel(backbone, spec, ModelOptions{.dropout = options.dropout});
   }
   if (options.transfer == "frozen") model->freeze_backbone();
-  if (options.transfer == "finetune") model->unfreeze_last_blocks(static_cast<size_t>(options.unfreeze_blocks));
+  if (options.transfer == "finetune")
+    model->unfreeze_last_blocks(static_cast<size_t>(options.unfreeze_blocks));
   if (options.transfer == "scratch") model->unfreeze_backbone();
 
   ThreadPool pool(threads);
-  ImageSet train_set = load_images(std::move(train_data), pre, pool, "loading training images", options.strict);
-  ImageSet val_set = load_images(std::move(val_data), pre, pool, "loading validation images", options.strict);
+  ImageSet train_set =
+      load_images(std::move(train_data), pre, pool, "loading training images", options.strict);
+  ImageSet val_set =
+      load_images(std::move(val_data), pre, pool, "loading validation images", options.strict);
   spdlog::info("{} training and {} validation images at {}x{}; backbone {}, transfer {}",
                train_set.data.size(), val_set.data.size(), pre.width, pre.height, options.backbone,
                options.transfer);
@@ -488,7 +511,8 @@ TrainResult train_model(const TrainOptions& options) {
     } catch (const c10::Error&) {
       saved_tag = c10::IValue(std::string());
     }
-    if (saved_tag.isString() && saved_tag.toStringRef() == checkpoint->metadata.value("checkpoint_tag", "")) {
+    if (saved_tag.isString() &&
+        saved_tag.toStringRef() == checkpoint->metadata.value("checkpoint_tag", "")) {
       optimizer.optimizer->load(archive);
     } else {
       spdlog::warn("{} does not match the checkpoint; continuing with a fresh optimizer state",
@@ -509,8 +533,9 @@ TrainResult train_model(const TrainOptions& options) {
     std::vector<torch::Tensor> parts;
     Progress progress(label, static_cast<int64_t>(images.size()), "img");
     for (size_t start = 0; start < images.size(); start += 256) {
-      std::vector<cv::Mat> batch(images.begin() + static_cast<ptrdiff_t>(start),
-                                 images.begin() + static_cast<ptrdiff_t>(std::min(images.size(), start + 256)));
+      std::vector<cv::Mat> batch(
+          images.begin() + static_cast<ptrdiff_t>(start),
+          images.begin() + static_cast<ptrdiff_t>(std::min(images.size(), start + 256)));
       if (augmented) {
         for (auto& image : batch) image = augment(image, Augmentation{}, rng);
       }
@@ -522,8 +547,9 @@ TrainResult train_model(const TrainOptions& options) {
   if (feature_cache) {
     std::vector<torch::Tensor> views;
     for (int v = 0; v < options.feature_views; ++v) {
-      views.push_back(features_of(train_set.images, v > 0 && options.augment, options.seed + v,
-                                  fmt::format("caching features (view {}/{})", v + 1, options.feature_views)));
+      views.push_back(
+          features_of(train_set.images, v > 0 && options.augment, options.seed + v,
+                      fmt::format("caching features (view {}/{})", v + 1, options.feature_views)));
       for (size_t i = 0; i < train_set.data.size(); ++i) cached_rows.push_back(i);
     }
     train_features = torch::cat(views);
@@ -535,8 +561,10 @@ TrainResult train_model(const TrainOptions& options) {
   SplitPredictions best_validation;  // for the report
   std::map<std::string, std::vector<double>> best_thresholds;
   result.model_path = out / "model.gnm";
-  const auto steps_per_epoch = static_cast<int64_t>(
-      (feature_cache ? cached_rows.size() : train_set.data.size()) + options.batch_size - 1) / options.batch_size;
+  const auto steps_per_epoch =
+      static_cast<int64_t>((feature_cache ? cached_rows.size() : train_set.data.size()) +
+                           options.batch_size - 1) /
+      options.batch_size;
   const std::string tag = random_tag();
 
   auto save_checkpoint = [&](const std::map<std::string, std::vector<double>>& thresholds) {
@@ -560,12 +588,15 @@ TrainResult train_model(const TrainOptions& options) {
 
     model->train();
     Collected train_collected;
-    Progress progress(fmt::format("epoch {}/{}", epoch + 1, options.epochs), steps_per_epoch, "steps");
+    Progress progress(fmt::format("epoch {}/{}", epoch + 1, options.epochs), steps_per_epoch,
+                      "steps");
     int64_t step = 0;
     for (size_t start = 0; start < rows; start += static_cast<size_t>(options.batch_size), ++step) {
-      optimizer.set_factor(schedule_factor(options, epoch + static_cast<double>(step) / steps_per_epoch));
-      std::vector<size_t> batch(order.begin() + static_cast<ptrdiff_t>(start),
-                                order.begin() + static_cast<ptrdiff_t>(std::min(rows, start + options.batch_size)));
+      optimizer.set_factor(
+          schedule_factor(options, epoch + static_cast<double>(step) / steps_per_epoch));
+      std::vector<size_t> batch(
+          order.begin() + static_cast<ptrdiff_t>(start),
+          order.begin() + static_cast<ptrdiff_t>(std::min(rows, start + options.batch_size)));
       HeadOutputs logits;
       std::vector<size_t> examples;
       if (feature_cache) {
@@ -576,22 +607,25 @@ TrainResult train_model(const TrainOptions& options) {
         examples = batch;
         std::vector<cv::Mat> images;
         for (size_t r : batch) {
-          images.push_back(options.augment ? augment(train_set.images[r], Augmentation{}, rng) : train_set.images[r]);
+          images.push_back(options.augment ? augment(train_set.images[r], Augmentation{}, rng)
+                                           : train_set.images[r]);
         }
         logits = model->forward(make_input_batch(images, pre));
       }
       const HeadTargets targets = targets_for(train_set.data, examples);
       LossResult loss = multitask_loss(spec, logits, targets, losses);
       if (!std::isfinite(loss.total.item<double>())) {
-        fail("the training loss became {} at epoch {} step {}: lower the learning rate (--head-lr, "
-             "--backbone-lr). The last good checkpoint is kept in {}",
-             loss.total.item<double>(), epoch + 1, step + 1, out.string());
+        fail(
+            "the training loss became {} at epoch {} step {}: lower the learning rate (--head-lr, "
+            "--backbone-lr). The last good checkpoint is kept in {}",
+            loss.total.item<double>(), epoch + 1, step + 1, out.string());
       }
       optimizer.optimizer->zero_grad();
       loss.total.backward();
       optimizer.optimizer->step();
       train_collected.add(spec, logits, targets, loss);
-      progress.set_status(fmt::format("loss {:.4f}", train_collected.total_loss_sum / train_collected.rows));
+      progress.set_status(
+          fmt::format("loss {:.4f}", train_collected.total_loss_sum / train_collected.rows));
       progress.advance();
       if (stop_requested) break;
     }
@@ -600,7 +634,8 @@ TrainResult train_model(const TrainOptions& options) {
       // Resume restarts this epoch from the weights reached so far.
       state.next_epoch = epoch;
       save_checkpoint({});
-      spdlog::warn("stopped by signal during epoch {}; checkpoint saved. Continue with --resume", epoch + 1);
+      spdlog::warn("stopped by signal during epoch {}; checkpoint saved. Continue with --resume",
+                   epoch + 1);
       result.interrupted = true;
       break;
     }
@@ -633,21 +668,25 @@ TrainResult train_model(const TrainOptions& options) {
     entry["lr_factor"] = schedule_factor(options, epoch + 1.0 - 1e-9);
     entry["train"] = split_metrics(spec, train_collected, nullptr, false, &train_score);
     entry["val"] = split_metrics(spec, val_collected, &thresholds, true, &val_score);
-    entry["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    entry["seconds"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     state.history.push_back(entry);
 
-    const double value = options.monitor == "score" ? val_score : -entry["val"]["loss"].get<double>();
+    const double value =
+        options.monitor == "score" ? val_score : -entry["val"]["loss"].get<double>();
     const bool improved = state.best_epoch == 0 || value > state.best_value;
-    std::string summary = fmt::format("epoch {}/{}: train loss {:.4f}, val loss {:.4f}, val score {:.4f}",
-                                      epoch + 1, options.epochs, entry["train"]["loss"].get<double>(),
-                                      entry["val"]["loss"].get<double>(), val_score);
+    std::string summary =
+        fmt::format("epoch {}/{}: train loss {:.4f}, val loss {:.4f}, val score {:.4f}", epoch + 1,
+                    options.epochs, entry["train"]["loss"].get<double>(),
+                    entry["val"]["loss"].get<double>(), val_score);
     for (const auto& head : spec.heads) {
       const json& v = entry["val"]["heads"][head.name];
-      summary += head.kind == HeadKind::Softmax
-                     ? fmt::format(", {} top1 {:.3f} top2 {:.3f}", head.name, v["top1_accuracy"].get<double>(),
-                                   v["top2_accuracy"].get<double>())
-                     : fmt::format(", {} mAP {:.3f} F1 {:.3f}", head.name,
-                                   v["mean_average_precision"].get<double>(), v["macro_f1"].get<double>());
+      summary +=
+          head.kind == HeadKind::Softmax
+              ? fmt::format(", {} top1 {:.3f} top2 {:.3f}", head.name,
+                            v["top1_accuracy"].get<double>(), v["top2_accuracy"].get<double>())
+              : fmt::format(", {} mAP {:.3f} F1 {:.3f}", head.name,
+                            v["mean_average_precision"].get<double>(), v["macro_f1"].get<double>());
     }
     spdlog::info("{}{}", summary, improved ? " (best so far)" : "");
     if (improved) {
@@ -655,7 +694,8 @@ TrainResult train_model(const TrainOptions& options) {
       state.best_value = value;
       state.epochs_without_improvement = 0;
       ModelBundle best{.model = model, .preprocessing = pre, .tag_thresholds = thresholds};
-      best.metrics = {{"epoch", epoch + 1}, {"validation", entry["val"]}, {"train", entry["train"]}};
+      best.metrics = {
+          {"epoch", epoch + 1}, {"validation", entry["val"]}, {"train", entry["train"]}};
       best.metadata = {{"dataset", options.data_dir.string()},
                        {"training_rows", train_set.data.size()},
                        {"validation_rows", val_set.data.size()},
@@ -678,26 +718,29 @@ TrainResult train_model(const TrainOptions& options) {
 
   result.best_epoch = state.best_epoch;
   result.epochs_run = state.next_epoch;
-  if (state.best_epoch > 0) result.best_metrics = state.history.at(static_cast<size_t>(state.best_epoch - 1))["val"];
+  if (state.best_epoch > 0)
+    result.best_metrics = state.history.at(static_cast<size_t>(state.best_epoch - 1))["val"];
   if (options.report && !best_validation.probabilities.empty()) {
     std::error_code ignored;
-    write_train_report({.out_dir = out,
-                        .model_path = result.model_path,
-                        .spec = spec,
-                        .history = &state.history,
-                        .best_validation = best_validation,
-                        .thresholds = best_thresholds,
-                        .summary = {{"data", options.data_dir.string()},
-                                    {"backbone", options.backbone},
-                                    {"transfer", options.transfer},
-                                    {"input size", fmt::format("{}x{}", pre.width, pre.height)},
-                                    {"parameters", parameter_count(model)},
-                                    {"model file", result.model_path.string()},
-                                    {"model file size (bytes)", fs::file_size(result.model_path, ignored)},
-                                    {"training rows", train_set.data.size()},
-                                    {"validation rows", val_set.data.size()},
-                                    {"best epoch", state.best_epoch},
-                                    {"epochs run", state.next_epoch}}});
+    write_train_report(
+        {.out_dir = out,
+         .model_path = result.model_path,
+         .spec = spec,
+         .history = &state.history,
+         .best_validation = best_validation,
+         .validation_images = val_set.data.images,
+         .thresholds = best_thresholds,
+         .summary = {{"data", options.data_dir.string()},
+                     {"backbone", options.backbone},
+                     {"transfer", options.transfer},
+                     {"input size", fmt::format("{}x{}", pre.width, pre.height)},
+                     {"parameters", parameter_count(model)},
+                     {"model file", result.model_path.string()},
+                     {"model file size (bytes)", fs::file_size(result.model_path, ignored)},
+                     {"training rows", train_set.data.size()},
+                     {"validation rows", val_set.data.size()},
+                     {"best epoch", state.best_epoch},
+                     {"epochs run", state.next_epoch}}});
     spdlog::info("report: {}", (out / "report.html").string());
   }
   return result;

@@ -10,9 +10,11 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/fashion_mnist.h"
+#include "model/backbone.h"
 #include "model/model_file.h"
-#include "train/trainer.h"
 #include "test_support.h"
+#include "train/trainer.h"
+#include "train/transfer_comparison.h"
 
 namespace garmentnet {
 namespace {
@@ -23,7 +25,7 @@ const std::filesystem::path& tiny_dataset() {
   static const std::filesystem::path data = [] {
     FashionMnistOptions options;
     options.out_dir = dir / "garments";
-    options.make_source = false;
+    options.source_size = 200;
     options.image_size = 32;
     options.train_size = 300;
     options.test_size = 20;
@@ -47,7 +49,9 @@ TrainOptions quick_options(const std::filesystem::path& out) {
   return o;
 }
 
-nlohmann::json read_json(const std::filesystem::path& path) { return nlohmann::json::parse(read_file(path)); }
+nlohmann::json read_json(const std::filesystem::path& path) {
+  return nlohmann::json::parse(read_file(path));
+}
 
 TEST(Train, TinyTaskLearnsAboveChanceAndWritesTheRun) {
   testing::TempDir dir;
@@ -57,10 +61,13 @@ TEST(Train, TinyTaskLearnsAboveChanceAndWritesTheRun) {
   const auto history = read_json(dir / "run/metrics.json");
   ASSERT_EQ(history.size(), 6u);
   // Loss falls and the category head beats chance (5 classes: 0.2) on validation data.
-  EXPECT_LT(history.back()["train"]["loss"].get<double>(), history.front()["train"]["loss"].get<double>());
+  EXPECT_LT(history.back()["train"]["loss"].get<double>(),
+            history.front()["train"]["loss"].get<double>());
   EXPECT_GT(result.best_metrics["heads"]["cc3"]["top1_accuracy"].get<double>(), 0.4);
-  for (const char* file : {"model.gnm", "metrics.csv", "config.json", "train.log", "report.html",
-                           "model_card.md", "plots/loss.png", "plots/cc3_confusion.png", "plots/tags_pr.png"}) {
+  for (const char* file :
+       {"model.gnm", "metrics.csv", "config.json", "train.log", "report.html", "model_card.md",
+        "plots/loss.png", "plots/validation_samples.png", "plots/worst_mistakes.png",
+        "plots/cc3_confusion.png", "plots/tags_pr.png"}) {
     EXPECT_TRUE(std::filesystem::exists(dir / "run" / file)) << file;
   }
   // The model file carries tuned thresholds and the validation metrics of the best epoch.
@@ -68,6 +75,32 @@ TEST(Train, TinyTaskLearnsAboveChanceAndWritesTheRun) {
   EXPECT_EQ(bundle.thresholds("tags").size(), 3u);
   EXPECT_EQ(bundle.metrics["epoch"].get<int>(), result.best_epoch);
   EXPECT_EQ(bundle.preprocessing.width, 32);
+}
+
+TEST(Train, PretrainSavesABackboneAndComparesTransferModes) {
+  testing::TempDir dir;
+  TrainOptions o = quick_options(dir / "pre");
+  o.data_dir = tiny_dataset() / "source";
+  o.epochs = 2;
+  pretrain_backbone(o);
+  ASSERT_TRUE(std::filesystem::exists(dir / "pre/backbone.pt"));
+
+  TrainOptions target = quick_options(dir / "unused");
+  target.epochs = 1;
+  const nlohmann::json summary =
+      compare_transfer(target, dir / "pre/backbone.pt", "small_cnn", dir / "pre");
+  ASSERT_EQ(summary["runs"].size(), 3u);
+  for (const auto& run : summary["runs"]) {
+    EXPECT_GT(run["validation"]["heads"]["cc3"]["top1_accuracy"].get<double>(), 0.0) << run["mode"];
+  }
+  // The frozen run really kept the pretrained backbone: its features equal the backbone file's.
+  ModelBundle frozen = load_model_file(dir / "pre/compare/frozen/model.gnm");
+  Backbone pretrained = load_backbone_file(dir / "pre/backbone.pt");
+  pretrained->eval();
+  const auto input = torch::rand({2, 3, 32, 32});
+  EXPECT_TRUE(torch::allclose(frozen.model->features(input), pretrained->forward(input)));
+  EXPECT_TRUE(std::filesystem::exists(dir / "pre/transfer.html"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "pre/plots/transfer.png"));
 }
 
 TEST(Train, RefusesToOverwriteARunAndBadOptions) {
@@ -101,7 +134,8 @@ TEST(Train, FeatureCacheMatchesRecomputingTheFrozenBackbone) {
 pid_t start_training(const std::string& arguments) {
   const pid_t pid = fork();
   if (pid == 0) {
-    const std::string command = std::string(GARMENTNET_BINARY) + " " + arguments + " >/dev/null 2>&1";
+    const std::string command =
+        std::string(GARMENTNET_BINARY) + " " + arguments + " >/dev/null 2>&1";
     execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), nullptr);
     _exit(127);
   }
@@ -126,20 +160,26 @@ bool wait_for_epochs(const std::filesystem::path& run, size_t epochs) {
 TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
   testing::TempDir dir;
   const auto run = dir / "run";
-  const std::string arguments = "train --data " + tiny_dataset().string() + " --out " + run.string() +
-                                " --image-size 32 --epochs 12 --batch-size 16 --patience 0 --no-report "
-                                "--transfer scratch --backbone small_cnn";
+  const std::string arguments =
+      "train --data " + tiny_dataset().string() + " --out " + run.string() +
+      " --image-size 32 --epochs 12 --batch-size 16 --patience 0 --no-report "
+      "--transfer scratch --backbone small_cnn";
   const pid_t pid = start_training(arguments);
   ASSERT_TRUE(wait_for_epochs(run, 2));
   kill(pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
-  const size_t done = read_json(run / "metrics.json").size();
+  // The checkpoint, not metrics.json, says where the run stands: a kill between the two writes
+  // leaves metrics.json one epoch ahead, and that epoch is then run again.
+  const auto done = static_cast<size_t>(
+      load_model_file(run / "checkpoint.gnm").metadata["training_state"]["next_epoch"].get<int>());
+  ASSERT_GE(done, 1u);
   ASSERT_LT(done, 12u) << "the run finished before it could be killed";
 
   const auto resumed = testing::run_garmentnet(arguments + " --resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("resuming at epoch " + std::to_string(done + 1) + " of 12"), std::string::npos)
+  EXPECT_NE(resumed.output.find("resuming at epoch " + std::to_string(done + 1) + " of 12"),
+            std::string::npos)
       << resumed.output;
   const auto history = read_json(run / "metrics.json");
   ASSERT_EQ(history.size(), 12u);
@@ -149,9 +189,10 @@ TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
 TEST(Train, SigtermSavesACheckpointAndExitsCleanly) {
   testing::TempDir dir;
   const auto run = dir / "run";
-  const std::string arguments = "train --data " + tiny_dataset().string() + " --out " + run.string() +
-                                " --image-size 32 --epochs 50 --batch-size 8 --patience 0 --no-report "
-                                "--transfer scratch --backbone small_cnn";
+  const std::string arguments =
+      "train --data " + tiny_dataset().string() + " --out " + run.string() +
+      " --image-size 32 --epochs 50 --batch-size 8 --patience 0 --no-report "
+      "--transfer scratch --backbone small_cnn";
   const pid_t pid = start_training(arguments);
   ASSERT_TRUE(wait_for_epochs(run, 1));
   kill(pid, SIGTERM);

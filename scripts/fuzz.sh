@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds fuzz/request_fuzzer.cpp with clang's libFuzzer + ASan/UBSan (only the torch-free sources
+# it needs, so it builds in seconds) and runs it for SECONDS (default 60) from a seed corpus of
+# valid requests. Usage: scripts/fuzz.sh [SECONDS]. Exit status non-zero on a finding.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+out=build-fuzz
+mkdir -p "$out/corpus"
+command -v clang++ >/dev/null || { echo "fuzz: clang++ is needed (Debian package clang)" >&2; exit 1; }
+# shellcheck disable=SC2046
+clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -Isrc \
+  fuzz/request_fuzzer.cpp src/serve/request_parsing.cpp src/data/image.cpp src/core/atomic_file.cpp \
+  $(pkg-config --cflags --libs opencv4) -lfmt -o "$out/request_fuzzer"
+# Seeds: each request shape the server accepts.
+printf '%s' '{"instances": [[[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]]]}' >"$out/corpus/array-int.json"
+printf '%s' '{"signature_name": "serving_default", "instances": [[[[0.1, 0.2, 0.3]]]]}' >"$out/corpus/array-float.json"
+printf '%s' '{"inputs": {"images": [[[[0.5, 0.5, 0.5]]]]}}' >"$out/corpus/columnar.json"
+python3 - "$out/corpus" <<'PY'
+import base64, json, sys, zlib, struct
+def png(w, h):
+    raw = b"".join(b"\x00" + bytes([(x * 40) % 256, 80, 160] * 1)[:3] * 1 for x in range(w) for _ in [0])
+    rows = b"".join(b"\x00" + bytes([10, 20, 30]) * w for _ in range(h))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+image = png(4, 3)
+open(sys.argv[1] + "/b64.json", "w").write(json.dumps({"instances": [{"b64": base64.b64encode(image).decode()}]}))
+open(sys.argv[1] + "/raw.png", "wb").write(image)
+PY
+ASAN_OPTIONS=detect_leaks=1 "$out/request_fuzzer" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
+  -print_final_stats=1 -artifact_prefix="$out/" "$out/corpus" 2>&1 | tail -n 25
+exit "${PIPESTATUS[0]}"

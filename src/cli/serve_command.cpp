@@ -1,0 +1,72 @@
+// `garmentnet serve`: flags → ServeOptions.
+#include "cli/commands.h"
+#include "serve/server.h"
+
+namespace garmentnet::cli {
+
+void add_serve_command(CLI::App& app) {
+  auto o = std::make_shared<ServeOptions>();
+  auto poll_ms = std::make_shared<int64_t>(2000);
+  auto max_wait_us = std::make_shared<int64_t>(2000);
+  auto timeout_ms = std::make_shared<int64_t>(30000);
+  auto max_body_mib = std::make_shared<double>(10);
+  CLI::App* command = app.add_subcommand(
+      "serve",
+      "Serve a model over HTTP: TF-Serving REST, KServe v2, an image route and a web page at /");
+  auto* base = command->add_option(
+      "--model-base-path", o->models.base_path,
+      "Folder of integer version folders (DIR/1/model.gnm, ...); the highest is served "
+      "and new ones are picked up while running");
+  auto* file = command->add_option("--model", o->models.model_file,
+                                   "Serve this one model file (as version 1)");
+  base->excludes(file);
+  command->add_option("--model-name", o->model_name, "Name in the URLs: /v1/models/NAME")
+      ->capture_default_str();
+  command->add_option("--host", o->http.host, "Address to bind (0.0.0.0 for every interface)")
+      ->capture_default_str();
+  command->add_option("--port", o->http.port, "Port (0 = any free port)")->capture_default_str();
+  command->add_option("--api-key", o->api_key,
+                      "Require 'Authorization: Bearer KEY' on prediction routes");
+  command->add_option("--max-batch-size", o->batching.max_batch_size, "Images per forward pass")
+      ->capture_default_str();
+  command
+      ->add_option("--max-wait-us", *max_wait_us,
+                   "How long a request waits for others to batch with")
+      ->capture_default_str();
+  command
+      ->add_option("--max-queued-images", o->batching.max_queued_images,
+                   "Images waiting for the model before requests get 429")
+      ->capture_default_str();
+  command
+      ->add_option("--request-timeout-ms", *timeout_ms,
+                   "Requests waiting longer for the model get 504")
+      ->capture_default_str();
+  command->add_option("--max-body-mib", *max_body_mib, "Larger request bodies get 413")
+      ->capture_default_str();
+  command->add_option("--max-instances", o->limits.max_instances, "Images per request")
+      ->capture_default_str();
+  command->add_option("--max-pixels", o->limits.image.max_pixels, "Pixels per image")
+      ->capture_default_str();
+  command->add_option("--http-threads", o->http.threads, "Connection worker threads")
+      ->capture_default_str();
+  command->add_option("--decode-threads", o->decode_threads, "Image decode workers (0 = all cores)")
+      ->capture_default_str();
+  command->add_option("--threads", o->models.predictor.threads, "Model threads (0 = all cores)")
+      ->capture_default_str();
+  command->add_option("--poll-ms", *poll_ms, "How often the base path is checked for new versions")
+      ->capture_default_str();
+  command->callback([o, poll_ms, max_wait_us, timeout_ms, max_body_mib, command] {
+    if (o->models.base_path.empty() && o->models.model_file.empty()) {
+      throw CLI::RequiredError("--model-base-path or --model");
+    }
+    o->models.poll_interval = std::chrono::milliseconds(*poll_ms);
+    o->batching.max_wait = std::chrono::microseconds(*max_wait_us);
+    o->request_timeout = std::chrono::milliseconds(*timeout_ms);
+    o->http.max_body_bytes = static_cast<size_t>(*max_body_mib * 1024 * 1024);
+    o->limits.image.max_file_bytes = o->http.max_body_bytes;
+    o->models.warm_up_batch_size = o->batching.max_batch_size;
+    serve_until_signal(*o);
+  });
+}
+
+}  // namespace garmentnet::cli

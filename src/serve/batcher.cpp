@@ -1,0 +1,129 @@
+#include "serve/batcher.h"
+
+#include <spdlog/spdlog.h>
+
+namespace garmentnet {
+
+using Clock = std::chrono::steady_clock;
+
+Batcher::Batcher(const BatcherOptions& options, Observer observer)
+    : options_(options), observer_(std::move(observer)) {
+  options_.max_batch_size = std::max(1, options_.max_batch_size);
+  thread_ = std::thread([this] { run(); });
+}
+
+Batcher::~Batcher() { stop(); }
+
+BatchTicket Batcher::submit(std::shared_ptr<const Predictor> model, std::vector<cv::Mat> images) {
+  Job job{.model = std::move(model),
+          .images = std::move(images),
+          .promise = {},
+          .abandoned = std::make_shared<std::atomic<bool>>(false),
+          .queued_at = Clock::now()};
+  BatchTicket ticket{job.promise.get_future(), job.abandoned};
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) throw Overloaded(Overloaded::Reason::Stopping, "the server is shutting down");
+    // An empty queue always takes a request, even one larger than the limit, so no request
+    // is refused forever.
+    if (queued_images_ > 0 && queued_images_ + job.images.size() > options_.max_queued_images) {
+      throw Overloaded(Overloaded::Reason::QueueFull, "too many requests queued; retry later");
+    }
+    queued_images_ += job.images.size();
+    queue_.push_back(std::move(job));
+  }
+  wake_.notify_all();
+  return ticket;
+}
+
+void Batcher::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+size_t Batcher::queued_images() const {
+  std::lock_guard lock(mutex_);
+  return queued_images_;
+}
+
+std::vector<Batcher::Job> Batcher::next_batch() {
+  std::unique_lock lock(mutex_);
+  wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+  if (queue_.empty()) return {};
+  // The first request waits at most max_wait for others to fill the batch. When the model was
+  // busy, it has usually waited long enough already and the batch leaves at once.
+  const auto deadline = queue_.front().queued_at + options_.max_wait;
+  wake_.wait_until(lock, deadline, [this] {
+    return stopping_ || queued_images_ >= static_cast<size_t>(options_.max_batch_size);
+  });
+  std::vector<Job> jobs;
+  size_t images = 0;
+  while (!queue_.empty()) {
+    Job& next = queue_.front();
+    // One batch runs one model version: a hot swap splits batches at the boundary.
+    const bool fits = jobs.empty() ||
+                      (next.model == jobs.front().model &&
+                       images + next.images.size() <= static_cast<size_t>(options_.max_batch_size));
+    if (!fits) break;
+    images += next.images.size();
+    queued_images_ -= next.images.size();
+    jobs.push_back(std::move(next));
+    queue_.pop_front();
+  }
+  return jobs;
+}
+
+void Batcher::execute(std::vector<Job>& jobs) {
+  BatchStats stats;
+  std::vector<cv::Mat> batch;
+  std::vector<Job*> running;
+  const auto started = Clock::now();
+  for (Job& job : jobs) {
+    if (*job.abandoned) {
+      job.promise.set_exception(
+          std::make_exception_ptr(Overloaded(Overloaded::Reason::Abandoned, "request abandoned")));
+      continue;
+    }
+    stats.queue_wait_seconds.push_back(
+        std::chrono::duration<double>(started - job.queued_at).count());
+    batch.insert(batch.end(), job.images.begin(), job.images.end());
+    running.push_back(&job);
+  }
+  if (running.empty()) return;
+  try {
+    const HeadProbabilities all = running.front()->model->predict(batch);
+    stats.images = batch.size();
+    stats.inference_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    size_t row = 0;
+    for (Job* job : running) {
+      HeadProbabilities mine;
+      for (const auto& [head, values] : all) {
+        const size_t width = values.size() / batch.size();
+        mine[head].assign(
+            values.begin() + static_cast<std::ptrdiff_t>(row * width),
+            values.begin() + static_cast<std::ptrdiff_t>((row + job->images.size()) * width));
+      }
+      row += job->images.size();
+      job->promise.set_value(std::move(mine));
+    }
+  } catch (...) {
+    spdlog::error("batched inference failed for {} image(s)", batch.size());
+    for (Job* job : running) job->promise.set_exception(std::current_exception());
+    return;
+  }
+  if (observer_) observer_(stats);
+}
+
+void Batcher::run() {
+  for (;;) {
+    std::vector<Job> jobs = next_batch();
+    if (jobs.empty()) return;  // stopping and drained
+    execute(jobs);
+  }
+}
+
+}  // namespace garmentnet

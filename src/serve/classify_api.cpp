@@ -1,0 +1,82 @@
+// POST /v1/models/{name}[/versions/{v}]:classify-image — for people and simple scripts: a raw
+// image body or a multipart upload in, named top-2 categories and tags out.
+#include <algorithm>
+#include <numeric>
+
+#include "core/error.h"
+#include "serve/service.h"
+
+namespace garmentnet {
+namespace {
+
+// The uploaded image bytes: the first non-empty multipart part, else the raw body.
+std::string_view image_bytes(const HttpRequest& request) {
+  for (const FormPart& part : request.parts) {
+    if (!part.content.empty()) return part.content;
+  }
+  if (!request.parts.empty())
+    fail("the multipart upload holds no file; send the image in a form field named \"image\"");
+  if (request.header("Content-Type").starts_with("application/json")) {
+    fail("this route takes the image itself (raw body or multipart upload); JSON goes to :predict");
+  }
+  if (request.body.empty()) fail("empty request body; send the image bytes (JPEG, PNG or WebP)");
+  return request.body;
+}
+
+nlohmann::json softmax_head_json(const HeadSpec& head, const std::vector<float>& p, size_t top) {
+  std::vector<size_t> order(p.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t k = 0; k < std::min(top, order.size()); ++k) {
+    out.push_back({{"rank", k + 1},
+                   {"index", order[k]},
+                   {"name", head.classes[order[k]]},
+                   {"probability", p[order[k]]}});
+  }
+  return out;
+}
+
+nlohmann::json tag_head_json(const HeadSpec& head, const std::vector<float>& p,
+                             const std::vector<double>& thresholds) {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t t = 0; t < p.size(); ++t) {
+    out.push_back({{"name", head.classes[t]},
+                   {"probability", p[t]},
+                   {"threshold", thresholds[t]},
+                   {"present", p[t] >= thresholds[t]}});
+  }
+  return out;
+}
+
+}  // namespace
+
+HttpResponse handle_classify_image(Service& service, const HttpRequest& request,
+                                   const std::string& name, std::optional<int64_t> version) {
+  const auto started = std::chrono::steady_clock::now();
+  service.check_api_key(request);
+  const auto model = service.find_model(name, version);
+  const Predictor& predictor = *model->predictor;
+  cv::Mat image =
+      decode_image(image_bytes(request), "uploaded image", service.options().limits.image);
+  const HeadProbabilities probabilities =
+      service.infer(*model, service.resize_images({std::move(image)}, predictor));
+  nlohmann::json heads = nlohmann::json::object();
+  for (const HeadSpec& head : predictor.spec().heads) {
+    const std::vector<float>& p = probabilities.at(head.name);
+    heads[head.name] = head.kind == HeadKind::Softmax
+                           ? softmax_head_json(head, p, 2)
+                           : tag_head_json(head, p, predictor.thresholds(head.name));
+  }
+  nlohmann::json body = {{"model", {{"name", name}, {"version", model->version}}},
+                         {"heads", heads}};
+  // The task's category and tag heads also appear under fixed names, so clients need not know them.
+  if (const HeadSpec* category = predictor.spec().category_head())
+    body["categories"] = heads[category->name];
+  if (const HeadSpec* tags = predictor.spec().tag_head()) body["tags"] = heads[tags->name];
+  body["latency_ms"] =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  return json_response(200, body);
+}
+
+}  // namespace garmentnet

@@ -1,0 +1,79 @@
+// The HTTP layer behind a small interface: handlers see plain request/response structs, so the
+// HTTP library (cpp-httplib today) is an implementation detail of http_server.cpp and could be
+// swapped without touching the routes.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace garmentnet {
+
+// Header names compare case-insensitively (RFC 9110).
+struct CaseInsensitiveLess {
+  bool operator()(const std::string& a, const std::string& b) const;
+};
+using HttpHeaders = std::map<std::string, std::string, CaseInsensitiveLess>;
+
+// One part of a multipart/form-data body.
+struct FormPart {
+  std::string name;          // form field name
+  std::string filename;      // client-side file name (never used as a path)
+  std::string content_type;  // as sent by the client
+  std::string content;       // the bytes
+};
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // decoded path without the query string
+  HttpHeaders headers;
+  std::string body;
+  std::vector<FormPart> parts;  // multipart/form-data bodies, already split
+  std::string remote_address;
+
+  // The header's value, or "" when absent.
+  std::string header(const std::string& name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  HttpHeaders headers;  // extra headers
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";         // interface to bind; "0.0.0.0" for all
+  int port = 8501;                        // 0 = any free port (see HttpServer::port)
+  size_t max_body_bytes = 10 << 20;       // larger bodies get 413 before they are read
+  int threads = 8;                        // connection worker threads
+  int read_timeout_s = 10;                // a client silent this long is dropped
+  int write_timeout_s = 10;               // a client not reading this long is dropped
+  int keep_alive_timeout_s = 5;           // idle keep-alive connections close after this
+  size_t keep_alive_max_requests = 1000;  // requests per connection before it is closed
+};
+
+class HttpServer {
+ public:
+  // Binds the socket (InputError naming host:port when it cannot); serving starts with run().
+  HttpServer(const HttpServerOptions& options, HttpHandler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  int port() const;  // the bound port (useful with port 0)
+  // Serves until stop(); returns after in-flight requests have been answered.
+  void run();
+  // Stops accepting connections; callable from any thread, also before run().
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace garmentnet

@@ -1,0 +1,51 @@
+// Turns request bodies into images: JSON with limits, TF-Serving instances ({"b64": ...} or
+// H×W×3 pixel arrays), base64. Torch-free and HTTP-free so it can be fuzzed on its own.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data/image.h"
+
+namespace garmentnet {
+
+struct RequestLimits {
+  size_t max_instances = 64;  // images in one request
+  int max_json_depth = 12;    // deeper JSON is refused before it is parsed (an image array is 3)
+  ImageLimits image{.max_pixels = 40'000'000, .max_file_bytes = 10 << 20};  // per image
+};
+
+// Parses a JSON body; InputError for empty, malformed or too deeply nested JSON.
+nlohmann::json parse_json_body(std::string_view body, const RequestLimits& limits);
+
+// Decodes standard or URL-safe base64 (padding optional, whitespace ignored); InputError naming
+// `where` for any other character.
+std::string decode_base64(std::string_view text, std::string_view where);
+std::string encode_base64(std::string_view bytes);
+
+// An H×W×3 nested array of numbers as an RGB uint8 image. Integers are 0–255; floats are read
+// as [0, 1] when none exceeds 1, else as 0–255. InputError naming `where` for a wrong shape,
+// value type or range, or more pixels than the limit.
+cv::Mat image_from_pixel_array(const nlohmann::json& array, std::string_view where,
+                               const ImageLimits& limits);
+
+// One TF-Serving instance: {"b64": "<JPEG/PNG/WebP>"}, an H×W×3 pixel array, or an object with a
+// single named input holding one of those. Returns an RGB uint8 image at its original size.
+cv::Mat decode_instance(const nlohmann::json& instance, std::string_view where,
+                        const RequestLimits& limits);
+
+// The instances of a TF-Serving :predict body, not yet decoded.
+struct PredictBody {
+  std::vector<nlohmann::json> instances;  // one per image
+  bool columnar = false;                  // sent as "inputs": answer with "outputs"
+  std::string signature_name;             // as sent ("" when absent)
+};
+
+// Reads "instances" (row format) or "inputs" (columnar) and "signature_name"; InputError for any
+// other shape, an empty list or more instances than the limit.
+PredictBody parse_predict_body(std::string_view body, const RequestLimits& limits);
+
+}  // namespace garmentnet

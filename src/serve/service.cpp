@@ -1,0 +1,297 @@
+#include "serve/service.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+
+#include "core/error.h"
+#include "serve/web_assets.h"
+
+namespace garmentnet {
+
+using Clock = std::chrono::steady_clock;
+
+HttpResponse json_response(int status, const nlohmann::json& body) {
+  // Replace invalid UTF-8 (e.g. from a client-sent name echoed in an error) instead of throwing.
+  return {.status = status,
+          .content_type = "application/json",
+          .body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+          .headers = {}};
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t end = std::min(path.find('/', start), path.size());
+    if (end > start) out.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+int64_t parse_version_segment(const std::string& text) {
+  int64_t version = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), version);
+  if (error != std::errc() || end != text.data() + text.size() || version < 0) {
+    throw HttpError(
+        404, fmt::format("no model version \"{}\"; versions are non-negative integers", text));
+  }
+  return version;
+}
+
+Service::Service(const ServeOptions& options)
+    : options_(options),
+      metrics_(options.model_name),
+      registry_(
+          options.models,
+          [this](int64_t version, bool loaded) { metrics_.observe_model_load(version, loaded); }),
+      decode_pool_(options.decode_threads > 0 ? options.decode_threads : default_thread_count()),
+      batcher_(options.batching,
+               [this](const BatchStats& stats) { metrics_.observe_batch(stats); }) {
+  registry_.poll();
+  if (!registry_.current()) {
+    const auto statuses = registry_.statuses();
+    if (!options_.models.model_file.empty()) {
+      fail("cannot serve {}: {}", options_.models.model_file.string(),
+           statuses.empty() ? "it did not load" : statuses.front().error);
+    }
+    spdlog::warn("no loadable model version in {} yet; answering 503 until one appears",
+                 options_.models.base_path.string());
+  }
+}
+
+Service::~Service() { shutdown(); }
+
+void Service::start() { registry_.start_watching(); }
+
+void Service::shutdown() {
+  batcher_.stop();
+  registry_.stop_watching();
+}
+
+std::shared_ptr<const LoadedModel> Service::find_model(const std::string& name,
+                                                       std::optional<int64_t> version) const {
+  if (name != options_.model_name) {
+    throw HttpError(
+        404, fmt::format("Servable not found for request: model \"{}\" (this server serves \"{}\")",
+                         name, options_.model_name));
+  }
+  std::shared_ptr<const LoadedModel> model = registry_.current();
+  if (!model) throw HttpError(503, fmt::format("model \"{}\" has no version loaded yet", name));
+  if (version && *version != model->version) {
+    throw HttpError(
+        404,
+        fmt::format("Servable not found for request: model \"{}\" version {} (serving version {})",
+                    name, *version, model->version));
+  }
+  return model;
+}
+
+std::vector<cv::Mat> Service::decode_instances(const std::vector<nlohmann::json>& instances,
+                                               const Predictor& model) {
+  std::vector<cv::Mat> out(instances.size());
+  decode_pool_.parallel_for(instances.size(), [&](size_t i) {
+    const std::string where = fmt::format("instance {}", i);
+    out[i] = resize_for_model(decode_instance(instances[i], where, options_.limits),
+                              model.preprocessing());
+  });
+  return out;
+}
+
+std::vector<cv::Mat> Service::resize_images(std::vector<cv::Mat> images, const Predictor& model) {
+  decode_pool_.parallel_for(images.size(), [&](size_t i) {
+    images[i] = resize_for_model(images[i], model.preprocessing());
+  });
+  return images;
+}
+
+HeadProbabilities Service::infer(const LoadedModel& model, std::vector<cv::Mat> resized) {
+  BatchTicket ticket;
+  try {
+    ticket = batcher_.submit(model.predictor, std::move(resized));
+  } catch (const Overloaded& e) {
+    throw HttpError(e.reason == Overloaded::Reason::QueueFull ? 429 : 503, e.what());
+  }
+  metrics_.set_queued_images(batcher_.queued_images());
+  if (ticket.result.wait_for(options_.request_timeout) != std::future_status::ready) {
+    *ticket.abandoned = true;
+    throw HttpError(504,
+                    fmt::format("no answer from the model within {} ms; the server is overloaded",
+                                options_.request_timeout.count()));
+  }
+  return ticket.result.get();
+}
+
+void Service::check_api_key(const HttpRequest& request) const {
+  if (options_.api_key.empty()) return;
+  const std::string given = request.header("Authorization");
+  const std::string expected = "Bearer " + options_.api_key;
+  // Compare every byte so the time taken does not reveal how much of the key matched.
+  unsigned char difference = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < given.size() && i < expected.size(); ++i) {
+    difference |= static_cast<unsigned char>(given[i] ^ expected[i]);
+  }
+  if (difference != 0)
+    throw HttpError(401, "missing or wrong API key; send \"Authorization: Bearer <key>\"");
+}
+
+HttpResponse Service::route(const HttpRequest& request, std::string& route_label) {
+  const std::vector<std::string> segments = split_path(request.path);
+  const bool get = request.method == "GET" || request.method == "HEAD";
+  if (segments.empty() || segments[0] == "web") {
+    route_label = "web";
+    if (!get) throw HttpError(405, "the web page only answers GET");
+    const WebAsset* asset =
+        find_web_asset(segments.empty() ? "index.html" : request.path.substr(5));
+    if (asset == nullptr) throw HttpError(404, fmt::format("no page {}", request.path));
+    return {.status = 200,
+            .content_type = std::string(asset->content_type),
+            .body = std::string(asset->content),
+            .headers = {{"Cache-Control", "no-cache"}}};
+  }
+  if (segments.size() == 1 && (segments[0] == "healthz" || segments[0] == "readyz")) {
+    route_label = "health";
+    if (segments[0] == "healthz") return json_response(200, {{"status", "alive"}});
+    const auto model = registry_.current();
+    if (!model)
+      return json_response(503,
+                           {{"status", "not ready"}, {"error", "no model version loaded yet"}});
+    return json_response(
+        200, {{"status", "ready"}, {"model", options_.model_name}, {"version", model->version}});
+  }
+  if (segments.size() == 1 && segments[0] == "metrics") {
+    route_label = "metrics";
+    return {.status = 200,
+            .content_type = "text/plain; version=0.0.4",
+            .body = metrics_.render(),
+            .headers = {}};
+  }
+  if (segments[0] == "v1") return handle_tf_serving(*this, request, route_label);
+  if (segments[0] == "v2") return handle_kserve(*this, request, route_label);
+  route_label = "unknown";
+  throw HttpError(404,
+                  fmt::format("no route {} {}; see docs/serving.md", request.method, request.path));
+}
+
+HttpResponse Service::handle(const HttpRequest& request) {
+  const auto started = Clock::now();
+  metrics_.add_in_flight(1);
+  std::string route_label = "unknown";
+  HttpResponse response;
+  try {
+    response = route(request, route_label);
+  } catch (const HttpError& e) {
+    response = json_response(e.status, {{"error", e.what()}});
+    if (e.status == 401) response.headers.emplace("WWW-Authenticate", "Bearer");
+  } catch (const InputError& e) {
+    response = json_response(400, {{"error", e.what()}});
+  } catch (const std::exception& e) {
+    spdlog::error("{} {} failed: {}", request.method, request.path, e.what());
+    response = json_response(500, {{"error", fmt::format("internal error: {}", e.what())}});
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  metrics_.observe_request(route_label, response.status, seconds);
+  metrics_.add_in_flight(-1);
+  spdlog::debug("{} {} {} {:.1f} ms", request.method, request.path, response.status,
+                seconds * 1000);
+  return response;
+}
+
+Server::Server(const ServeOptions& options) : service_(std::make_unique<Service>(options)) {
+  http_ = std::make_unique<HttpServer>(
+      options.http, [this](const HttpRequest& request) { return service_->handle(request); });
+}
+
+Server::~Server() {
+  stop();
+  http_.reset();
+  service_.reset();
+}
+
+int Server::port() const { return http_->port(); }
+
+void Server::run() {
+  service_->start();
+  spdlog::info("serving model \"{}\" on http://{}:{}/", service_->options().model_name,
+               service_->options().http.host, port());
+  http_->run();
+  service_->shutdown();
+  spdlog::info("server stopped");
+}
+
+void Server::stop() { http_->stop(); }
+
+namespace {
+
+// The write end of the pipe that turns SIGINT/SIGTERM into a message for a normal thread. A
+// signal handler can only reach the program through something global; this is the only such
+// state, set and cleared by serve_until_signal.
+std::atomic<int> stop_signal_pipe{-1};
+
+extern "C" void on_stop_signal(int signal) {
+  const int fd = stop_signal_pipe.load();
+  const char byte = static_cast<char>(signal);
+  if (fd >= 0) [[maybe_unused]]
+    const ssize_t ignored = ::write(fd, &byte, 1);
+}
+
+}  // namespace
+
+void serve_until_signal(const ServeOptions& options) {
+  // Threads started before this point (BLAS, logging) could receive a blocked-signal setup's
+  // signals, so a handler that writes to a pipe is used instead of sigwait.
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("cannot create the signal pipe");
+  stop_signal_pipe = fds[1];
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  struct sigaction previous_int {
+  }, previous_term{};
+  ::sigaction(SIGINT, &action, &previous_int);
+  ::sigaction(SIGTERM, &action, &previous_term);
+  const auto restore = [&] {
+    ::sigaction(SIGINT, &previous_int, nullptr);
+    ::sigaction(SIGTERM, &previous_term, nullptr);
+    stop_signal_pipe = -1;
+    ::close(fds[0]);
+    ::close(fds[1]);
+  };
+  try {
+    Server server(options);
+    std::thread waiter([&] {
+      char signal = 0;
+      while (::read(fds[0], &signal, 1) < 0 && errno == EINTR) {
+      }
+      if (signal == 0) return;  // run() ended by itself
+      spdlog::info("{} received: finishing requests in flight",
+                   signal == SIGINT ? "SIGINT" : "SIGTERM");
+      server.stop();
+    });
+    const auto wake_waiter = [&] {
+      const char zero = 0;
+      [[maybe_unused]] const ssize_t ignored = ::write(fds[1], &zero, 1);
+      waiter.join();
+    };
+    try {
+      server.run();
+    } catch (...) {
+      wake_waiter();
+      throw;
+    }
+    wake_waiter();
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
+}
+
+}  // namespace garmentnet

@@ -1,0 +1,74 @@
+// The routes of the model service (TF-Serving REST, KServe v2, the image route, health,
+// metrics, web page) over the plain request/response structs of http.h. Internal to src/serve.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+
+#include "core/thread_pool.h"
+#include "serve/serve_metrics.h"
+#include "serve/server.h"
+
+namespace garmentnet {
+
+// A request that fails with a given HTTP status; the message becomes {"error": message}.
+class HttpError : public std::runtime_error {
+ public:
+  HttpError(int status, const std::string& message) : std::runtime_error(message), status(status) {}
+  int status;
+};
+
+HttpResponse json_response(int status, const nlohmann::json& body);
+
+class Service {
+ public:
+  explicit Service(const ServeOptions& options);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  HttpResponse handle(const HttpRequest& request);
+  // Starts watching for new model versions.
+  void start();
+  // Finishes queued inference and stops the watcher; later predictions get 503.
+  void shutdown();
+
+  // Used by the route handlers (tf_serving_api.cpp, kserve_api.cpp, classify_api.cpp).
+  const ServeOptions& options() const { return options_; }
+  const ModelRegistry& registry() const { return registry_; }
+  // The model serving `name` (and `version`, when given); HttpError 404 / 503.
+  std::shared_ptr<const LoadedModel> find_model(const std::string& name,
+                                                std::optional<int64_t> version) const;
+  // Decodes each instance ({"b64"} or pixel array) and resizes it for `model`, on the decode pool.
+  std::vector<cv::Mat> decode_instances(const std::vector<nlohmann::json>& instances,
+                                        const Predictor& model);
+  // Resizes already decoded images for `model`, on the decode pool.
+  std::vector<cv::Mat> resize_images(std::vector<cv::Mat> images, const Predictor& model);
+  // Runs resized images through the batcher; HttpError 429/503/504 when overloaded or too slow.
+  HeadProbabilities infer(const LoadedModel& model, std::vector<cv::Mat> resized);
+  // HttpError 401 unless the request carries the API key (when one is set).
+  void check_api_key(const HttpRequest& request) const;
+
+ private:
+  HttpResponse route(const HttpRequest& request, std::string& route_label);
+
+  ServeOptions options_;
+  ServeMetrics metrics_;
+  ModelRegistry registry_;
+  ThreadPool decode_pool_;
+  Batcher batcher_;
+};
+
+// Route handlers. `segments` are the path's parts after the API prefix.
+HttpResponse handle_tf_serving(Service& service, const HttpRequest& request,
+                               std::string& route_label);
+HttpResponse handle_kserve(Service& service, const HttpRequest& request, std::string& route_label);
+HttpResponse handle_classify_image(Service& service, const HttpRequest& request,
+                                   const std::string& name, std::optional<int64_t> version);
+
+// Splits "/a/b/c" into {"a", "b", "c"}.
+std::vector<std::string> split_path(const std::string& path);
+// "12" → 12; HttpError 404 for anything that is not a version number.
+int64_t parse_version_segment(const std::string& text);
+
+}  // namespace garmentnet

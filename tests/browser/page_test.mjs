@@ -1,0 +1,36 @@
+// Browser test of the page at / : upload a built-in test image in headless chromium, check the
+// top category shown equals the API's answer for the same image, save a screenshot.
+// Usage: node page_test.mjs BASE_URL IMAGE_FILE SCREENSHOT_PNG
+import { readFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const [baseUrl, imagePath, screenshotPath] = process.argv.slice(2);
+const fail = (message) => { console.error("FAIL: " + message); process.exit(1); };
+
+const api = await fetch(`${baseUrl}/v1/models/garments:classify-image`, {
+  method: "POST", headers: { "Content-Type": "image/jpeg" }, body: readFileSync(imagePath),
+});
+if (!api.ok) fail(`API answered ${api.status}`);
+const expected = (await api.json()).categories[0].name;
+
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+try {
+  const page = await browser.newPage({ viewport: { width: 900, height: 760 } });
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  await page.goto(baseUrl + "/");
+  await page.waitForFunction(() => document.getElementById("model-info").textContent.includes("version"));
+  await page.setInputFiles("#file-input", imagePath);
+  await page.waitForSelector("body[data-state=classified]", { timeout: 15000 });
+  const shown = await page.textContent("#categories li:first-child .name");
+  const bars = await page.locator("#categories li").count();
+  const tags = await page.locator("#tags li").count();
+  const info = await page.textContent("#model-info");
+  await page.screenshot({ path: screenshotPath, fullPage: true });
+  if (errors.length) fail("page errors: " + errors.join("; "));
+  if (shown !== expected) fail(`page shows top category "${shown}", the API says "${expected}"`);
+  if (bars !== 2 || tags !== 3) fail(`expected 2 category bars and 3 tags, got ${bars} and ${tags}`);
+  console.log(`ok: top category ${shown} (matches the API), ${tags} tags, "${info}"; screenshot ${screenshotPath}`);
+} finally {
+  await browser.close();
+}
