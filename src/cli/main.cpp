@@ -1,6 +1,5 @@
 // garmentnet: one executable, one subcommand per job.
 #include <torch/version.h>
-
 #include <unistd.h>
 
 #include <cstdio>
