@@ -6,6 +6,11 @@
 
 namespace garmentnet::cli {
 
+// bench_command.cpp: inference speed, memory, size and FLOPs of a model file.
+void add_bench_command(CLI::App& app);
+// export_command.cpp: writes a model file in a format other servers load (TorchScript).
+void add_export_command(CLI::App& app);
+
 // explore_command.cpp: the data analysis report of a dataset folder.
 void add_explore_command(CLI::App& app);
 

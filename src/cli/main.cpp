@@ -1,7 +1,9 @@
 // garmentnet: one executable, one subcommand per job.
 #include <torch/version.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "cli/commands.h"
@@ -9,6 +11,14 @@
 #include "core/log.h"
 
 int main(int argc, char** argv) {
+  // LibTorch's OpenMP threads spin while they wait for work; when JPEG decoding or other processes
+  // want the same cores, the spinning starves them (up to 10x slower predict on 2 busy cores,
+  // docs/benchmarks.md). OpenMP reads the policy once at start-up, so set it and start again;
+  // a policy the user chose is kept.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then run with the default policy
+  }
   CLI::App app{
       "garmentnet: learns clothing categories and pattern tags from photos, predicts in batch and "
       "serves the model over HTTP"};
@@ -20,6 +30,8 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { garmentnet::init_logging(log_level); });
 
   // Subcommands register here (see cli/commands.h).
+  garmentnet::cli::add_bench_command(app);
+  garmentnet::cli::add_export_command(app);
   garmentnet::cli::add_explore_command(app);
   garmentnet::cli::add_make_dataset_command(app);
   garmentnet::cli::add_pretrain_command(app);

@@ -1,18 +1,63 @@
 #include "infer/predictor.h"
 
-#include <mutex>
+#include <spdlog/spdlog.h>
 
+#include <mutex>
+#include <optional>
+
+#include "core/error.h"
 #include "core/thread_pool.h"
+#include "infer/torchscript_export.h"
 #include "model/input.h"
 #include "model/model_file.h"
 
 namespace garmentnet {
+namespace {
+
+// Images in the load-time check of the optimised graph. Not the traced batch size (2), so the
+// check also proves the graph did not bake the batch size in.
+constexpr int64_t kProbeBatch = 3;
+
+// The model traced, frozen and optimised for the CPU, or nullopt (with a warning saying why) if
+// that fails or its probabilities differ from the eager model's by more than `tolerance` on a
+// random probe batch.
+std::optional<torch::jit::Module> build_optimized(ModelBundle& bundle, double tolerance,
+                                                  const std::filesystem::path& path) {
+  const TaskSpec& spec = bundle.model->spec();
+  const Preprocessing& pre = bundle.preprocessing;
+  try {
+    torch::jit::Module optimized = optimize_traced_model(trace_model(bundle.model, pre), {});
+    torch::InferenceMode guard;
+    auto generator = at::detail::createCPUGenerator(/*seed_val=*/7);
+    const torch::Tensor probe =
+        at::randn({kProbeBatch, 3, pre.height, pre.width}, generator, torch::kFloat);
+    const HeadOutputs eager = head_probabilities(spec, bundle.model->forward(probe));
+    const double difference = max_abs_difference(eager, run_traced_model(optimized, spec, probe));
+    if (!(difference <= tolerance)) {
+      spdlog::warn(
+          "{}: the optimised graph's probabilities differ from the eager model's by {:.3g} "
+          "(more than {:.3g}); running the eager model instead (slower, same results)",
+          path.string(), difference, tolerance);
+      return std::nullopt;
+    }
+    return optimized;
+  } catch (const std::exception& error) {
+    spdlog::warn(
+        "{}: could not build the optimised graph ({}); running the eager model instead (slower, "
+        "same results)",
+        path.string(), error.what());
+    return std::nullopt;
+  }
+}
+
+}  // namespace
 
 struct Predictor::Impl {
   std::filesystem::path path;
   ModelBundle bundle;
   nlohmann::json document;
   std::map<std::string, std::vector<double>> thresholds;
+  std::optional<torch::jit::Module> optimized;  // the fast graph; nullopt = run the eager model
   std::mutex mutex;  // one forward pass at a time: torch already uses every core for it
 };
 
@@ -27,6 +72,8 @@ Predictor::Predictor(const std::filesystem::path& model_file, const PredictorOpt
     if (head.kind == HeadKind::MultiLabel)
       impl_->thresholds[head.name] = impl_->bundle.thresholds(head.name);
   }
+  if (options.optimize)
+    impl_->optimized = build_optimized(impl_->bundle, options.optimized_tolerance, model_file);
 }
 
 Predictor::~Predictor() = default;
@@ -52,7 +99,9 @@ HeadProbabilities Predictor::predict(const std::vector<cv::Mat>& resized) const 
   const at::Tensor input = make_input_batch(resized, preprocessing());
   std::lock_guard lock(impl_->mutex);
   torch::InferenceMode guard;
-  const HeadOutputs probabilities = head_probabilities(spec(), impl_->bundle.model->forward(input));
+  const HeadOutputs probabilities =
+      impl_->optimized ? run_traced_model(*impl_->optimized, spec(), input)
+                       : head_probabilities(spec(), impl_->bundle.model->forward(input));
   for (const auto& [name, tensor] : probabilities) {
     const at::Tensor contiguous = tensor.contiguous();
     const float* data = contiguous.data_ptr<float>();
@@ -60,5 +109,7 @@ HeadProbabilities Predictor::predict(const std::vector<cv::Mat>& resized) const 
   }
   return result;
 }
+
+bool Predictor::optimized() const { return impl_->optimized.has_value(); }
 
 }  // namespace garmentnet

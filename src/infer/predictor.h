@@ -19,6 +19,14 @@ namespace garmentnet {
 
 struct PredictorOptions {
   int threads = 0;  // intra-op threads for the model, 0 = all cores available
+  // Run a frozen TorchScript graph of the model optimised for the CPU (conv + batch-norm folding,
+  // oneDNN) instead of the eager model: about 2x faster (docs/benchmarks.md). It is checked against
+  // the eager model when loading; if it cannot be built or disagrees, a warning is logged and
+  // the eager model is used.
+  bool optimize = true;
+  // Largest probability difference from the eager model accepted by that check. A negative value
+  // rejects every graph (forces the eager fallback; for tests).
+  double optimized_tolerance = 1e-4;
 };
 
 // Probabilities per head name: row-major [rows × head outputs] (softmax over classes for
@@ -46,6 +54,10 @@ class Predictor {
   // Probabilities for images already resized to the model input (resize_for_model). Thread-safe:
   // concurrent calls run one after another.
   HeadProbabilities predict(const std::vector<cv::Mat>& resized) const;
+
+  // Whether predict runs the optimised TorchScript graph (false: the eager model, because
+  // options.optimize was off or the graph was rejected at load).
+  bool optimized() const;
 
  private:
   struct Impl;

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Benchmarks the built-in model architectures on this machine and regenerates docs/benchmarks.md.
+# Usage: scripts/bench.sh [BUILD_DIR]   (`make bench` passes build/)
+# Trains tiny models once (weights do not change speed) under runs/bench/, reuses them after.
+# Environment: BENCH_SECONDS (time per measurement, default 1), BENCH_224=1 also measures
+# mobilenet_v2 at 224 px (slow: a few minutes on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+bin=$build/garmentnet
+out=runs/bench
+seconds=${BENCH_SECONDS:-1}
+mkdir -p "$out"
+
+if [[ ! -f $out/garments/data.parquet ]]; then
+  "$bin" make-dataset fashion-mnist --out "$out/garments" --variants target \
+    --train-size 300 --test-size 50 --image-size 64
+fi
+
+# model NAME ARCHITECTURE SIDE: a one-epoch model (speed does not depend on the weights).
+model() {
+  local name=$1 architecture=$2 side=$3
+  if [[ ! -f $out/$name/model.gnm ]]; then
+    "$bin" train --data "$out/garments" --out "$out/$name" --backbone "$architecture" \
+      --transfer scratch --epochs 1 --image-size "$side" --no-report >/dev/null
+  fi
+  echo "$out/$name/model.gnm"
+}
+
+runs=()
+bench() {  # bench NAME MODEL [extra flags]: garmentnet's passive OpenMP waiting, then spinning
+  local name=$1 model_file=$2
+  shift 2
+  echo "== $name"
+  "$bin" bench --model "$model_file" --seconds "$seconds" --json "$out/$name.json" "$@"
+  echo "== $name, OMP_WAIT_POLICY=ACTIVE"
+  OMP_WAIT_POLICY=ACTIVE "$bin" bench --model "$model_file" --seconds "$seconds" --quick \
+    --json "$out/$name-active.json" "$@"
+  runs+=("$name")
+}
+
+bench small_cnn-64 "$(model small_cnn-64 small_cnn 64)"
+bench mobilenet_v2-64 "$(model mobilenet_v2-64 mobilenet_v2 64)"
+if [[ ${BENCH_224:-0} == 1 ]]; then
+  bench mobilenet_v2-224 "$(model mobilenet_v2-224 mobilenet_v2 224)" --batch-sizes 1,8,32 \
+    --end-to-end-batch 32
+fi
+
+python3 scripts/benchmarks_md.py "$out" "${runs[@]}" > docs/benchmarks.md.tmp
+mv docs/benchmarks.md.tmp docs/benchmarks.md
+echo "wrote docs/benchmarks.md"

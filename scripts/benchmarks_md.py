@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Writes docs/benchmarks.md (to stdout) from the JSON files of `garmentnet bench`.
+
+Usage: scripts/benchmarks_md.py RUNS_DIR NAME... ; reads RUNS_DIR/NAME.json and, when present,
+RUNS_DIR/NAME-active.json (the same model with OpenMP threads spinning, OMP_WAIT_POLICY=ACTIVE). Called by
+scripts/bench.sh. Standard library only.
+"""
+import datetime
+import json
+import pathlib
+import sys
+
+EAGER = "eager (inference mode)"
+OPTIMIZED = "optimized (frozen + optimize_for_inference)"
+
+
+def rate(value):
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def forward_of(run, variant, batch):
+    for m in run["forward"]:
+        if m["variant"] == variant and m["batch_size"] == batch:
+            return m["images_per_second"]
+    return None
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def section(name, run, active):
+    lines = [f"### {name}", ""]
+    lines.append(
+        f"`{run['architecture']}`, {run['input_width']}x{run['input_height']} input, "
+        f"{run['parameters']:,} parameters, model file {run['model_file_bytes'] / 1e6:.2f} MB, "
+        f"{run['flops_per_image'] / 1e6:.1f} MFLOPs per image "
+        f"({run['macs_per_image'] / 1e6:.1f} M multiply-accumulates). "
+        f"Measured matrix-multiply peak: {run['peak_gflops']:.1f} GFLOP/s with {run['threads']} threads.")
+    lines.append("")
+    batches = sorted({m["batch_size"] for m in run["forward"]})
+    variants = []
+    for m in run["forward"]:
+        if m["variant"] not in variants:
+            variants.append(m["variant"])
+    lines.append("| forward pass, images/s | " + " | ".join(f"batch {b}" for b in batches) +
+                 " | best % of peak |")
+    lines.append("|---|" + "---:|" * (len(batches) + 1))
+    for variant in variants:
+        cells = []
+        best = 0.0
+        for b in batches:
+            for m in run["forward"]:
+                if m["variant"] == variant and m["batch_size"] == b:
+                    cells.append(rate(m["images_per_second"]))
+                    best = max(best, m["fraction_of_peak"])
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {100 * best:.1f}% |")
+    lines.append("")
+    lines.append("| measurement | value |")
+    lines.append("|---|---:|")
+    lines.append(f"| decode + resize + normalise, {run['threads']} threads ({run['images_source']}) | "
+                 f"{rate(run['decode_images_per_second'])} images/s |")
+    lines.append(f"| decode full size + resize, 1 thread | "
+                 f"{rate(run['decode_full_size_images_per_second_1_thread'])} images/s |")
+    lines.append(f"| decode reduced size + resize, 1 thread | "
+                 f"{rate(run['decode_reduced_images_per_second_1_thread'])} images/s |")
+    for m in run["latency_batch_1"]:
+        lines.append(f"| latency, batch 1, {m['variant']} | p50 {m['p50_ms']:.2f} ms, "
+                     f"p99 {m['p99_ms']:.2f} ms |")
+    e2e_batch = run["end_to_end_batch"]
+    lines.append(f"| end-to-end predict, batch {e2e_batch} (decode overlapped with the model) | "
+                 f"{rate(run['end_to_end_images_per_second'])} images/s |")
+    lines.append(f"| Predictor on already decoded images, batch {e2e_batch} | "
+                 f"{rate(run['predictor_forward_images_per_second'])} images/s |")
+    reached = "reached" if run["end_to_end_target_reached"] else "NOT reached"
+    lines.append(f"| end-to-end / optimised forward at batch {e2e_batch} (target >= 80%) | "
+                 f"{100 * run['end_to_end_ratio']:.0f}% ({reached}) |")
+    lines.append(f"| peak memory (RSS, whole benchmark) | {run['peak_rss_bytes'] / 1e6:.0f} MB |")
+    lines.append("")
+
+    big = max(batches)
+    gains = [
+        ("threads: optimised graph, all threads vs 1 thread (batch %d)" % big,
+         ratio(forward_of(run, OPTIMIZED, big), forward_of(run, "optimized, 1 thread", big))),
+        ("inference mode vs autograd (eager, batch %d)" % big,
+         ratio(forward_of(run, EAGER, big), forward_of(run, "eager, autograd", big))),
+        ("channels-last vs contiguous (eager, batch %d)" % big,
+         ratio(forward_of(run, "eager, channels-last", big), forward_of(run, EAGER, big))),
+        ("frozen graph (conv+BN folded) vs eager (batch %d)" % big,
+         ratio(forward_of(run, "frozen (conv+BN folded)", big), forward_of(run, EAGER, big))),
+        ("optimised graph vs eager, batch 1", ratio(forward_of(run, OPTIMIZED, 1),
+                                                     forward_of(run, EAGER, 1))),
+        ("optimised graph vs eager, batch %d" % big, ratio(forward_of(run, OPTIMIZED, big),
+                                                           forward_of(run, EAGER, big))),
+        ("reduced-size JPEG decoding vs full size (1 thread)",
+         ratio(run["decode_reduced_images_per_second_1_thread"],
+               run["decode_full_size_images_per_second_1_thread"])),
+    ]
+    if active:
+        gains.append(("passive vs spinning OpenMP threads: optimised graph, batch 1",
+                      ratio(forward_of(run, OPTIMIZED, 1), forward_of(active, OPTIMIZED, 1))))
+        gains.append(("passive vs spinning OpenMP threads: optimised graph, batch %d" % big,
+                      ratio(forward_of(run, OPTIMIZED, big), forward_of(active, OPTIMIZED, big))))
+        gains.append(("passive vs spinning OpenMP threads: end-to-end predict",
+                      ratio(run["end_to_end_images_per_second"],
+                            active["end_to_end_images_per_second"])))
+        gains.append(("end-to-end / forward with spinning threads",
+                      f"{100 * active['end_to_end_ratio']:.0f}%"))
+    lines.append("| gain (same run) | factor |")
+    lines.append("|---|---:|")
+    for label, value in gains:
+        lines.append(f"| {label} | {value} |")
+    lines.append("")
+    return lines
+
+
+def main():
+    folder = pathlib.Path(sys.argv[1])
+    names = sys.argv[2:]
+    runs = {n: json.loads((folder / f"{n}.json").read_text()) for n in names}
+    active = {}
+    for n in names:
+        path = folder / f"{n}-active.json"
+        if path.exists():
+            active[n] = json.loads(path.read_text())
+    first = runs[names[0]]
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (scripts/bench.sh → `garmentnet bench` → "
+        f"scripts/benchmarks_md.py) on {datetime.date.today().isoformat()}: "
+        f"{first['cpu']}, {first['threads']} threads, LibTorch 1.13 (Debian), float32.",
+        "",
+        "**Read the ratios, not the absolute figures.** This machine is a small shared virtual "
+        "machine (2 cores, other jobs compiling beside the benchmark), so absolute rates move by "
+        "2x between runs; ratios between rows of one run (measured minutes apart, medians of "
+        "repeated passes) are what carries over. Run `make bench` on your own machine for "
+        "figures that mean something there.",
+        "",
+        "What each row is (docs: `garmentnet bench --help`):",
+        "",
+        "- *eager, autograd, 1 thread*: the C++ model as LibTorch runs it by default (one intra-op "
+        "thread, gradients recorded). *eager, autograd*: the same with all threads. "
+        "*eager (inference mode)*: `torch::InferenceMode`. *eager, channels-last*: weights and "
+        "input in NHWC memory.",
+        "- *traced TorchScript*: the model traced into a TorchScript graph in C++ (weights as "
+        "constants). *frozen*: `torch::jit::freeze` (conv + batch-norm folding, constant "
+        "folding, dropout removed). *optimized*: frozen + `torch::jit::optimize_for_inference` "
+        "(oneDNN convolutions, conv + add/relu fusion) — what the Predictor runs, so `predict`, "
+        "`evaluate` and `serve` get it.",
+        "- FLOPs = 2 × multiply-accumulates of the convolutions and linear layers, counted from "
+        "the shapes recorded in the traced graph (element-wise work left out). % of peak = "
+        "achieved FLOP/s over a large `torch::mm` (OpenBLAS) measured in the same run with the same "
+        "threads; oneDNN's convolutions can beat OpenBLAS, and a peak measured while other jobs "
+        "ran is low, so values above 100% happen.",
+        "- End to end = images decoded from JPEG (synthetic 217×301 photos like the original "
+        "data) on a thread pool while the Predictor runs the previous batch, as `predict` does; "
+        "the target is >= 80% of the optimised forward pass alone at the same batch size.",
+        "",
+        "## Results",
+        "",
+    ]
+    for n in names:
+        out += section(n, runs[n], active.get(n))
+    out += [
+        "## What paid, what did not",
+        "",
+        "- **Frozen + optimize_for_inference TorchScript graph: kept, the default** — about 2x "
+        "the eager model at every batch size for both architectures, and 3x lower batch-1 "
+        "latency. The Predictor builds it when it loads a model (traced at batch 2; the graph "
+        "takes any batch size), checks it against the eager model on a probe batch of 3 random "
+        "images (largest probability difference <= 1e-4) and falls back to the eager model with "
+        "a warning if building or the check fails; `PredictorOptions::optimize = false` turns it "
+        "off. Freezing alone (conv + batch-norm folding) gives little; most of the gain is "
+        "oneDNN's convolutions from optimize_for_inference.",
+        "- **OpenMP threads that sleep instead of spinning: kept** (`garmentnet` sets "
+        "`OMP_WAIT_POLICY=PASSIVE` for itself unless you set the variable). Spinning threads "
+        "starve the JPEG decoders and everything else sharing the cores: end-to-end predict is "
+        "1.5x (small_cnn) to 7x (mobilenet_v2) faster with passive waiting here, and batch-1 "
+        "latency stops having 100 ms outliers. On an idle machine spinning can shave a little "
+        "off batch-1 latency (`OMP_WAIT_POLICY=ACTIVE garmentnet serve ...`).",
+        "- **Inference mode: kept** (1.3-1.5x over recording autograd at batch 64).",
+        "- **Threads: kept, set explicitly** to the cores available (`--threads`; LibTorch would "
+        "use one). On this shared 2-core machine the second core is mostly taken by other jobs, "
+        "so 1 and 2 threads measure about the same; on a free machine the thread count is what "
+        "scales.",
+        "- **Channels-last: not kept.** It speeds the eager model up (1.4-1.6x at large batches) "
+        "but the optimised graph is faster still and chooses its own (oneDNN) layout; it would "
+        "only matter for the eager fallback.",
+        "- **Reduced-size JPEG decoding: kept** (in data/image: decode at 1/2, 1/4 or 1/8 scale "
+        "when the photo is at least that much larger than the input): 2.2x faster decoding for "
+        "64 px inputs; nothing changes at 224 px for 217×301 photos.",
+        "- **End-to-end target (>= 80% of the forward pass): reached for small_cnn at 64 px, not "
+        "for mobilenet_v2 at 64 px.** On 2 cores decoding and the model share the same cores, so "
+        "end-to-end can at best reach 1 / (1/forward + 1/decode) of the forward rate: for "
+        "mobilenet_v2 at 64 px (forward ~1400 images/s, decoding ~2500 images/s on both cores) "
+        "that ceiling is ~64%, and the pipeline gets ~60%. Reaching 80% there needs decoding "
+        "4x faster than the model (e.g. photos stored at the input size), or more cores.",
+        "",
+    ]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
