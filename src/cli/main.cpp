@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/version.h"
 
 int main(int argc, char** argv) {
   // LibTorch's OpenMP threads spin while they wait for work; when JPEG decoding or other processes
@@ -23,8 +24,8 @@ int main(int argc, char** argv) {
       "garmentnet: learns clothing categories and pattern tags from photos, predicts in batch and "
       "serves the model over HTTP"};
   app.require_subcommand(1);
-  app.set_version_flag("--version",
-                       std::string("garmentnet 0.1.0 (LibTorch ") + TORCH_VERSION + ")");
+  app.set_version_flag("--version", std::string("garmentnet ") + garmentnet::kGarmentnetVersion +
+                                        " (LibTorch " + TORCH_VERSION + ")");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.parse_complete_callback([&] { garmentnet::init_logging(log_level); });
