@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
       "garmentnet: learns clothing categories and pattern tags from photos, predicts in batch and "
       "serves the model over HTTP"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("garmentnet ") + garmentnet::kGarmentnetVersion +
+  app.set_version_flag("--version", "garmentnet " + std::string(garmentnet::kGarmentnetVersion) +
                                         " (LibTorch " + TORCH_VERSION + ")");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
