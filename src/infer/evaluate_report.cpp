@@ -6,6 +6,7 @@
 #include "core/text_table.h"
 #include "data/image_grid.h"
 #include "infer/evaluate.h"
+#include "train/metric_report.h"
 
 namespace garmentnet {
 namespace fs = std::filesystem;
@@ -54,40 +55,6 @@ std::vector<std::pair<std::string, std::string>> headline(const EvaluationResult
   return rows;
 }
 
-std::vector<std::string> class_header() {
-  return {"class", "precision", "recall", "F1", "support"};
-}
-
-std::vector<std::vector<std::string>> class_rows(const SoftmaxMetrics& m) {
-  std::vector<std::vector<std::string>> rows;
-  for (const ClassMetrics& c : m.classes) {
-    rows.push_back({c.name, decimal(c.scores.precision), decimal(c.scores.recall),
-                    decimal(c.scores.f1), std::to_string(c.support)});
-  }
-  return rows;
-}
-
-std::vector<std::string> tag_header(bool ran_model) {
-  if (!ran_model) return {"tag", "precision", "recall", "F1", "positives"};
-  return {"tag", "threshold", "precision", "recall", "F1", "F1 at 0.5", "AP", "positives"};
-}
-
-std::vector<std::vector<std::string>> tag_rows(const MultiLabelMetrics& m, bool ran_model) {
-  std::vector<std::vector<std::string>> rows;
-  for (const TagMetrics& t : m.tags) {
-    const BinaryScores& s = t.at_threshold;
-    if (ran_model) {
-      rows.push_back({t.name, decimal(t.threshold), decimal(s.precision), decimal(s.recall),
-                      decimal(s.f1), decimal(t.at_default.f1), decimal(t.average_precision),
-                      std::to_string(t.positives)});
-    } else {
-      rows.push_back({t.name, decimal(s.precision), decimal(s.recall), decimal(s.f1),
-                      std::to_string(t.positives)});
-    }
-  }
-  return rows;
-}
-
 std::string title(const EvaluationResult& r) {
   return r.ran_model ? fmt::format("Evaluation of {} on {}", r.model->path.filename().string(),
                                    r.labels.string())
@@ -105,12 +72,12 @@ std::string evaluation_summary_text(const EvaluationResult& r) {
   for (const auto& head : r.spec.heads) {
     if (r.softmax.count(head.name)) {
       text += fmt::format("\n{} (top-1 decisions)\n", head.name);
-      text += format_text_table(class_header(), class_rows(r.softmax.at(head.name)));
+      text += format_text_table(class_table_header(), class_table_rows(r.softmax.at(head.name)));
     } else if (r.multilabel.count(head.name)) {
       text += fmt::format("\n{}{}\n", head.name,
                           r.ran_model ? " (decisions at the model's tuned thresholds)" : "");
-      text += format_text_table(tag_header(r.ran_model),
-                                tag_rows(r.multilabel.at(head.name), r.ran_model));
+      text += format_text_table(tag_table_header(r.ran_model),
+                                tag_table_rows(r.multilabel.at(head.name), r.ran_model));
     }
   }
   return text;
@@ -145,23 +112,15 @@ void write_evaluation_report(const EvaluationResult& r, const fs::path& out_dir)
     if (r.softmax.count(head.name)) {
       const SoftmaxMetrics& m = r.softmax.at(head.name);
       report.section("Category head '" + head.name + "'");
-      Heatmap confusion{.style = {.title = "Confusion matrix: " + head.name,
-                                  .x_label = "predicted (top-1)",
-                                  .y_label = "true",
-                                  .width = 800,
-                                  .height = 650},
-                        .row_labels = head.classes,
-                        .column_labels = head.classes};
-      for (const auto& row : m.confusion) confusion.values.emplace_back(row.begin(), row.end());
       const std::string file = head.name + "_confusion.png";
-      write_heatmap(confusion, plots / file);
+      write_confusion_chart(head, m, plots / file);
       report.image("plots/" + file,
                    "Rows: true class; columns: most likely class. Counts of labelled rows.");
-      report.table(class_header(), class_rows(m));
+      report.table(class_table_header(), class_table_rows(m));
     } else if (r.multilabel.count(head.name)) {
       const MultiLabelMetrics& m = r.multilabel.at(head.name);
       report.section("Tag head '" + head.name + "'");
-      report.table(tag_header(r.ran_model), tag_rows(m, r.ran_model));
+      report.table(tag_table_header(r.ran_model), tag_table_rows(m, r.ran_model));
       BarChart f1{.style = {.title = "F1 per tag: " + head.name, .y_label = "F1"},
                   .value_decimals = 2};
       f1.categories = head.classes;
@@ -177,19 +136,8 @@ void write_evaluation_report(const EvaluationResult& r, const fs::path& out_dir)
       write_bar_chart(f1, plots / f1_file);
       report.image("plots/" + f1_file, "F1 of each tag's 0/1 decisions.");
       if (r.curves.count(head.name)) {
-        PrecisionRecallChart pr{.style = {.title = "Precision-recall: " + head.name}};
-        const auto& curves = r.curves.at(head.name);
-        for (size_t k = 0; k < curves.size(); ++k) {
-          PrecisionRecallSeries s{
-              .name = fmt::format("{} (AP {:.2f})", curves[k].name, m.tags[k].average_precision)};
-          for (const auto& point : curves[k].points) {
-            s.recall.push_back(point.recall);
-            s.precision.push_back(point.precision);
-          }
-          pr.series.push_back(std::move(s));
-        }
         const std::string pr_file = head.name + "_pr.png";
-        write_precision_recall_chart(pr, plots / pr_file);
+        write_precision_recall_curves(head, r.curves.at(head.name), m, plots / pr_file);
         report.image("plots/" + pr_file, "Precision-recall curve of each tag over all thresholds.");
       }
     }

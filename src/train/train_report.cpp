@@ -10,6 +10,7 @@
 #include "core/html_report.h"
 #include "core/plot.h"
 #include "data/image_grid.h"
+#include "train/metric_report.h"
 #include "train/metrics.h"
 
 namespace garmentnet {
@@ -137,51 +138,20 @@ void write_train_report(const TrainReportInputs& in) {
       card += fmt::format("- **{}**: top-1 {}, top-2 {}, macro F1 {:.3f} (validation, {} rows)\n",
                           head.name, percent(m.top1_accuracy), percent(m.top2_accuracy), m.macro_f1,
                           m.count);
-      Heatmap confusion{.style = {.title = "Confusion matrix: " + head.name,
-                                  .x_label = "predicted",
-                                  .y_label = "true",
-                                  .width = 800,
-                                  .height = 650},
-                        .row_labels = head.classes,
-                        .column_labels = head.classes};
-      for (const auto& row : m.confusion) confusion.values.emplace_back(row.begin(), row.end());
-      write_heatmap(confusion, plots / (head.name + "_confusion.png"));
+      write_confusion_chart(head, m, plots / (head.name + "_confusion.png"));
       report.image("plots/" + head.name + "_confusion.png",
                    "Rows: true class; columns: top-1 prediction.");
-      std::vector<std::vector<std::string>> per_class;
-      for (const auto& c : m.classes) {
-        per_class.push_back({c.name, fmt::format("{:.3f}", c.scores.precision),
-                             fmt::format("{:.3f}", c.scores.recall),
-                             fmt::format("{:.3f}", c.scores.f1), std::to_string(c.support)});
-      }
-      report.table({"class", "precision", "recall", "F1", "support"}, per_class);
+      report.table(class_table_header(), class_table_rows(m));
     } else {
       const auto& thresholds = in.thresholds.at(head.name);
       const MultiLabelMetrics m = multilabel_metrics(probs, labels, head.classes, thresholds);
-      PrecisionRecallChart pr{.style = {.title = "Precision-recall: " + head.name}};
-      std::vector<std::vector<std::string>> per_tag;
-      const auto curves = precision_recall_curves(probs, labels, head.classes);
-      for (size_t k = 0; k < m.tags.size(); ++k) {
-        const TagMetrics& t = m.tags[k];
-        per_tag.push_back(
-            {t.name, fmt::format("{:.3f}", t.threshold),
-             fmt::format("{:.3f}", t.at_threshold.precision),
-             fmt::format("{:.3f}", t.at_threshold.recall), fmt::format("{:.3f}", t.at_threshold.f1),
-             fmt::format("{:.3f}", t.at_default.f1), fmt::format("{:.3f}", t.average_precision),
-             std::to_string(t.positives)});
+      for (const TagMetrics& t : m.tags) {
         card += fmt::format("- **{} / {}**: F1 {:.3f} at threshold {:.3f}, AP {:.3f}\n", head.name,
                             t.name, t.at_threshold.f1, t.threshold, t.average_precision);
-        PrecisionRecallSeries s{.name = fmt::format("{} (AP {:.2f})", t.name, t.average_precision)};
-        for (const auto& point : curves[k].points) {
-          s.recall.push_back(point.recall);
-          s.precision.push_back(point.precision);
-        }
-        pr.series.push_back(std::move(s));
       }
-      report.table(
-          {"tag", "threshold", "precision", "recall", "F1", "F1 at 0.5", "AP", "positives"},
-          per_tag);
-      write_precision_recall_chart(pr, plots / (head.name + "_pr.png"));
+      report.table(tag_table_header(true), tag_table_rows(m, true));
+      write_precision_recall_curves(head, precision_recall_curves(probs, labels, head.classes), m,
+                                    plots / (head.name + "_pr.png"));
       report.image("plots/" + head.name + "_pr.png",
                    "Precision-recall curve of each tag on validation data.");
     }
