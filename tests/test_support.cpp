@@ -38,21 +38,24 @@ const std::filesystem::path& tiny_dataset() {
   return data;
 }
 
+TrainOptions quick_train_options(const std::filesystem::path& out, int epochs) {
+  TrainOptions options;
+  options.data_dir = tiny_dataset();
+  options.out_dir = out;
+  options.image_size = 32;
+  options.epochs = epochs;
+  options.batch_size = 32;
+  options.transfer = "scratch";
+  options.warmup_epochs = 0;
+  options.patience = 0;
+  options.report = false;
+  return options;
+}
+
 const std::filesystem::path& tiny_model() {
   static TempDir dir;
-  static const std::filesystem::path model = [] {
-    TrainOptions options;
-    options.data_dir = tiny_dataset();
-    options.out_dir = dir / "run";
-    options.image_size = 32;
-    options.epochs = 1;
-    options.batch_size = 32;
-    options.transfer = "scratch";
-    options.warmup_epochs = 0;
-    options.patience = 0;
-    options.report = false;
-    return train_model(options).model_path;
-  }();
+  static const std::filesystem::path model =
+      train_model(quick_train_options(dir / "run", 1)).model_path;
   return model;
 }
 

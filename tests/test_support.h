@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <string>
 
+#include "train/trainer.h"
+
 namespace garmentnet::testing {
 
 // A fresh folder under the system temp dir, removed when the object goes away.
@@ -28,6 +30,10 @@ struct CommandResult {
 // A small built-in dataset (32 px; 300 training rows, 60 test rows, a 200-row source split),
 // made once per test process.
 const std::filesystem::path& tiny_dataset();
+
+// Quick training settings on tiny_dataset(): small_cnn from scratch at 32 px, `epochs` epochs,
+// no warm-up, no early stopping, no report; the run goes to `out`.
+TrainOptions quick_train_options(const std::filesystem::path& out, int epochs);
 
 // A model file trained for one epoch on tiny_dataset() (small_cnn from scratch), made once per
 // test process.

@@ -19,17 +19,7 @@ namespace garmentnet {
 namespace {
 
 TrainOptions quick_options(const std::filesystem::path& out) {
-  TrainOptions o;
-  o.data_dir = testing::tiny_dataset();
-  o.out_dir = out;
-  o.image_size = 32;
-  o.epochs = 6;
-  o.batch_size = 32;
-  o.transfer = "scratch";
-  o.warmup_epochs = 0;
-  o.patience = 0;
-  o.report = false;
-  return o;
+  return testing::quick_train_options(out, 6);
 }
 
 nlohmann::json read_json(const std::filesystem::path& path) {
