@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <string>
 
+#include "core/error.h"
 #include "train/trainer.h"
 
 namespace garmentnet::testing {
@@ -38,6 +39,17 @@ TrainOptions quick_train_options(const std::filesystem::path& out, int epochs);
 // A model file trained for one epoch on tiny_dataset() (small_cnn from scratch), made once per
 // test process.
 const std::filesystem::path& tiny_model();
+
+// The message of the InputError that `function` throws, or "no error".
+template <typename F>
+std::string error_of(F&& function) {
+  try {
+    function();
+  } catch (const InputError& error) {
+    return error.what();
+  }
+  return "no error";
+}
 
 // Runs the built garmentnet executable with `arguments` (a shell-quoted string).
 CommandResult run_garmentnet(const std::string& arguments);

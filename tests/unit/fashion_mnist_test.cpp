@@ -65,16 +65,6 @@ std::map<std::string, std::string> files_under(const fs::path& dir) {
   return files;
 }
 
-template <typename F>
-std::string error_of(F&& function) {
-  try {
-    function();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  return "no error";
-}
-
 // One dataset shared by the read-only tests, built once (building reads 55 MB of gzip).
 class FashionMnistTest : public ::testing::Test {
  protected:
@@ -318,7 +308,7 @@ TEST(FashionMnistBuild, NeverLeavesAHalfBuiltDataset) {
   testing::TempDir dir;
   FashionMnistOptions options = small_options(dir / "out");
   options.train_size = 30001;  // more than the 30000 target-class images: fails mid-build
-  EXPECT_NE(error_of([&] { make_fashion_mnist_dataset(options); })
+  EXPECT_NE(testing::error_of([&] { make_fashion_mnist_dataset(options); })
                 .find("--train-size: asked for 30001 images but the Fashion-MNIST file has only "
                       "30000"),
             std::string::npos);
@@ -329,7 +319,7 @@ TEST(FashionMnistBuild, NeverLeavesAHalfBuiltDataset) {
   options.make_source = options.make_classic = false;
   options.train_size = 20;
   make_fashion_mnist_dataset(options);
-  EXPECT_NE(error_of([&] { make_fashion_mnist_dataset(options); }).find("already exists"),
+  EXPECT_NE(testing::error_of([&] { make_fashion_mnist_dataset(options); }).find("already exists"),
             std::string::npos);
   options.overwrite = true;
   options.train_size = 25;
@@ -337,7 +327,9 @@ TEST(FashionMnistBuild, NeverLeavesAHalfBuiltDataset) {
   EXPECT_EQ(read_table(dir / "out" / "data.parquet").num_rows(), 26u);  // one duplicate
   write_file_atomically(dir / "mine" / "notes.txt", "keep me");
   options.out_dir = dir / "mine";
-  EXPECT_NE(error_of([&] { make_fashion_mnist_dataset(options); }).find("refusing to replace it"),
+  EXPECT_NE(testing::error_of([&] {
+              make_fashion_mnist_dataset(options);
+            }).find("refusing to replace it"),
             std::string::npos);
   EXPECT_EQ(read_file(dir / "mine" / "notes.txt"), "keep me");
 }
@@ -366,32 +358,34 @@ TEST(FashionMnistIdx, ReadsAndValidatesIdxFiles) {
   EXPECT_EQ(read_idx_labels(dir / "labels.gz"), (std::vector<uint8_t>{1, 9, 0}));
 
   write_gzip(dir / "swapped.gz", be32(0x801) + be32(1) + "x");
-  EXPECT_NE(error_of([&] { read_idx_images(dir / "swapped.gz"); })
+  EXPECT_NE(testing::error_of([&] { read_idx_images(dir / "swapped.gz"); })
                 .find("swapped.gz: not an IDX image file (magic number 0x00000801, expected "
                       "0x00000803)"),
             std::string::npos);
   write_gzip(dir / "short.gz", be32(0x803) + be32(2) + be32(2) + be32(3) + "abcde");
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(testing::error_of([&] {
               read_idx_images(dir / "short.gz");
             }).find("short.gz: file ends after 5 of the 12 bytes of 2 images of 3×2"),
             std::string::npos);
   write_gzip(dir / "bad-label.gz", be32(0x801) + be32(2) + std::string("\x01\x0C", 2));
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(testing::error_of([&] {
               read_idx_labels(dir / "bad-label.gz");
             }).find("label 12 of item 1 is not a Fashion-MNIST class"),
             std::string::npos);
   write_gzip(dir / "long.gz", be32(0x801) + be32(1) + "xy");
-  EXPECT_NE(error_of([&] { read_idx_labels(dir / "long.gz"); }).find("unexpected data after"),
-            std::string::npos);
+  EXPECT_NE(
+      testing::error_of([&] { read_idx_labels(dir / "long.gz"); }).find("unexpected data after"),
+      std::string::npos);
   // A gzip stream cut in the middle.
   const std::string whole = read_file(dir / "images.gz");
   write_file_atomically(dir / "cut.gz", whole.substr(0, whole.size() / 2));
-  EXPECT_NE(error_of([&] { read_idx_images(dir / "cut.gz"); }).find("cut.gz"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { read_idx_images(dir / "cut.gz"); }).find("cut.gz"),
+            std::string::npos);
 
   FashionMnistOptions options;
   options.source_dir = dir / "nowhere";
   options.out_dir = dir / "out";
-  EXPECT_NE(error_of([&] { make_fashion_mnist_dataset(options); })
+  EXPECT_NE(testing::error_of([&] { make_fashion_mnist_dataset(options); })
                 .find("train-images-idx3-ubyte.gz does not exist: install the "
                       "dataset-fashion-mnist package, or pass --fashion-mnist-dir"),
             std::string::npos);

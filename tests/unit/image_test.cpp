@@ -55,16 +55,6 @@ std::string png_header(uint32_t width, uint32_t height) {
   return bytes;
 }
 
-template <typename F>
-std::string error_of(F&& function) {
-  try {
-    function();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  return "no error";
-}
-
 TEST(ImageTest, DecodesJpegAndPngAsRgb) {
   const cv::Mat original = red_blue_image(40, 30);
   for (const std::string extension : {".png", ".jpg", ".webp"}) {
@@ -146,40 +136,43 @@ TEST(ImageTest, RefusesBadBytesWithClearErrors) {
   const std::string jpeg = encode(noise, ".jpg");
   const std::string png = encode(red_blue_image(64, 64), ".png");
 
-  EXPECT_NE(error_of([] { decode_image("", "empty.jpg"); }).find("empty.jpg: image is empty"),
-            std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(
+      testing::error_of([] { decode_image("", "empty.jpg"); }).find("empty.jpg: image is empty"),
+      std::string::npos);
+  EXPECT_NE(testing::error_of([] {
               decode_image("hello, world", "notes.txt");
             }).find("notes.txt: not a JPEG, PNG or WebP image (it starts with bytes 68 65"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(testing::error_of([&] {
               decode_image(jpeg.substr(0, 10), "header.jpg");
             }).find("header.jpg: truncated JPEG"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(testing::error_of([&] {
               decode_image(jpeg.substr(0, jpeg.size() / 2), "half.jpg");
             }).find("half.jpg: truncated JPEG (no end-of-image marker)"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(testing::error_of([&] {
               decode_image(jpeg.substr(0, jpeg.size() - 2), "no-eoi.jpg");
             }).find("no-eoi.jpg: truncated JPEG"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(testing::error_of([&] {
               decode_image(png.substr(0, png.size() / 2), "half.png");
             }).find("half.png: image cannot be decoded"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(testing::error_of([&] {
               decode_image(png.substr(0, 20), "tiny.png");
             }).find("tiny.png: truncated PNG"),
             std::string::npos);
   std::string bad_crc = png;
   bad_crc[30] ^= 0x55;  // inside the IHDR chunk, so its CRC no longer matches
-  EXPECT_NE(error_of([&] { decode_image(bad_crc, "crc.png"); }).find("crc.png: image cannot be"),
-            std::string::npos);
+  EXPECT_NE(
+      testing::error_of([&] { decode_image(bad_crc, "crc.png"); }).find("crc.png: image cannot be"),
+      std::string::npos);
   std::string garbage = png;
   for (size_t i = 40; i < garbage.size(); ++i) garbage[i] = static_cast<char>(i * 7);
-  EXPECT_NE(error_of([&] { decode_image(garbage, "garbage.png"); }).find("garbage.png: image"),
-            std::string::npos);
+  EXPECT_NE(
+      testing::error_of([&] { decode_image(garbage, "garbage.png"); }).find("garbage.png: image"),
+      std::string::npos);
   // Damaged scan data with the end marker intact: libjpeg decodes what it can (documented), or
   // the decoder gives up; either way an image of the stored size or an InputError.
   std::string damaged = jpeg;
@@ -190,7 +183,7 @@ TEST(ImageTest, RefusesBadBytesWithClearErrors) {
   } catch (const InputError& error) {
     EXPECT_NE(std::string(error.what()).find("damaged.jpg"), std::string::npos);
   }
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(testing::error_of([] {
               decode_image(std::string("RIFF\0\0\0\0WEBP", 12), "short.webp");
             }).find("short.webp: truncated WebP"),
             std::string::npos);
@@ -200,7 +193,7 @@ TEST(ImageTest, RefusesDecompressionBombBeforeDecoding) {
   // Decoding would need 30 GB; only the header exists, so any attempt to decode would fail with
   // a different message than the limit check.
   const std::string message =
-      error_of([] { decode_image(png_header(100000, 100000), "bomb.png"); });
+      testing::error_of([] { decode_image(png_header(100000, 100000), "bomb.png"); });
   EXPECT_NE(message.find("bomb.png: image is 100000×100000 = 10000000000 pixels, more than the "
                          "limit of 40000000 pixels"),
             std::string::npos)
@@ -211,22 +204,26 @@ TEST(ImageTest, AppliesPixelAndFileLimits) {
   const std::string png = encode(red_blue_image(100, 100), ".png");
   ImageLimits limits;
   limits.max_pixels = 9999;
-  EXPECT_NE(error_of([&] { decode_image(png, "a.png", limits); }).find("more than the limit"),
-            std::string::npos);
+  EXPECT_NE(
+      testing::error_of([&] { decode_image(png, "a.png", limits); }).find("more than the limit"),
+      std::string::npos);
   limits.max_pixels = 10000;
   EXPECT_EQ(decode_image(png, "a.png", limits).cols, 100);
   limits.max_file_bytes = png.size() - 1;
-  EXPECT_NE(error_of([&] { decode_image(png, "a.png", limits); }).find("bytes, more than the"),
-            std::string::npos);
+  EXPECT_NE(
+      testing::error_of([&] { decode_image(png, "a.png", limits); }).find("bytes, more than the"),
+      std::string::npos);
 
   testing::TempDir dir;
   std::ofstream(dir / "a.png", std::ios::binary) << png;
-  EXPECT_NE(error_of([&] { load_image(dir / "a.png", limits); }).find("a.png is"),
+  EXPECT_NE(testing::error_of([&] { load_image(dir / "a.png", limits); }).find("a.png is"),
             std::string::npos);
   EXPECT_EQ(load_image(dir / "a.png").rows, 100);
-  EXPECT_NE(error_of([&] { load_image(dir / "missing.jpeg"); }).find("missing.jpeg does not exist"),
+  EXPECT_NE(testing::error_of([&] {
+              load_image(dir / "missing.jpeg");
+            }).find("missing.jpeg does not exist"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { load_image(dir.path()); }).find("is not a regular file"),
+  EXPECT_NE(testing::error_of([&] { load_image(dir.path()); }).find("is not a regular file"),
             std::string::npos);
 }
 
@@ -362,19 +359,19 @@ TEST(ImageTest, PreprocessingAndAugmentationJsonRoundTrip) {
   EXPECT_EQ(Augmentation::from_json(Augmentation::none().to_json()).to_json(),
             Augmentation::none().to_json());
 
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(testing::error_of([] {
               Preprocessing::from_json({{"resize", "crop"}});
             }).find("resize must be 'stretch' or 'pad', not 'crop'"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(testing::error_of([] {
               Preprocessing::from_json({{"width", "wide"}});
             }).find("field 'width' has the wrong type"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(testing::error_of([] {
               Preprocessing::from_json({{"mean", {0.5, 0.5}}});
             }).find("'mean' must be an array of 3 numbers"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(testing::error_of([] {
               Augmentation::from_json({{"min_scale", 2}, {"max_scale", 1}});
             }).find("need 0 < min_scale <= max_scale"),
             std::string::npos);
