@@ -1,7 +1,11 @@
 #include "data/image.h"
 
+#include <jpeglib.h>
+
 #include <algorithm>
 #include <cmath>
+#include <csetjmp>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <opencv2/core/utils/logger.hpp>
@@ -164,14 +168,152 @@ void quiet_opencv_logging() {
                  [] { cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR); });
 }
 
-// Reduced JPEG decoding flag: the largest 1/2^k (k ≤ 3) that keeps the shorter side ≥ target.
-int jpeg_read_flag(ImageSize size, int target_side) {
-  if (target_side <= 0) return cv::IMREAD_COLOR;
+// Reduced JPEG decoding: the largest 1/2^k (k ≤ 3) that keeps the shorter side ≥ target, as the
+// numerator of a scale over 8 (8 = full size).
+int jpeg_scale_eighths(ImageSize size, int target_side) {
+  if (target_side <= 0) return 8;
   const int shorter = std::min(size.width, size.height);
-  if (shorter >= 8 * target_side) return cv::IMREAD_REDUCED_COLOR_8;
-  if (shorter >= 4 * target_side) return cv::IMREAD_REDUCED_COLOR_4;
-  if (shorter >= 2 * target_side) return cv::IMREAD_REDUCED_COLOR_2;
-  return cv::IMREAD_COLOR;
+  if (shorter >= 8 * target_side) return 1;
+  if (shorter >= 4 * target_side) return 2;
+  if (shorter >= 2 * target_side) return 4;
+  return 8;
+}
+
+// The EXIF orientation (1-8; 1 = as stored) of a JPEG's first APP1 Exif segment, 1 without one.
+// Anything malformed in the segment counts as no orientation, as other decoders treat it.
+int jpeg_exif_orientation(std::string_view bytes, std::string_view source) {
+  int orientation = 1;
+  walk_jpeg_segments(bytes, source, [&](uint32_t marker, size_t payload, size_t length) {
+    if (marker != 0xE1) return marker != 0xDA && !is_jpeg_frame_marker(marker);
+    const std::string_view exif = bytes.substr(payload, length);
+    if (exif.size() < 14 || exif.substr(0, 6) != std::string_view("Exif\0\0", 6)) return true;
+    const std::string_view tiff = exif.substr(6);
+    const bool little = tiff.substr(0, 2) == "II";
+    if (!little && tiff.substr(0, 2) != "MM") return false;
+    const auto u16 = [&](size_t at) { return little ? read_le16(tiff, at) : read_be16(tiff, at); };
+    const auto u32 = [&](size_t at) {
+      return little ? read_le16(tiff, at) | read_le16(tiff, at + 2) << 16 : read_be32(tiff, at);
+    };
+    const size_t ifd = u32(4);
+    if (ifd + 2 > tiff.size()) return false;
+    const size_t entries = u16(ifd);
+    for (size_t i = 0; i < entries && ifd + 2 + 12 * (i + 1) <= tiff.size(); ++i) {
+      const size_t entry = ifd + 2 + 12 * i;
+      if (u16(entry) == 0x0112 && u16(entry + 2) == 3) {  // Orientation, SHORT
+        const uint32_t value = u16(entry + 8);
+        if (value >= 1 && value <= 8) orientation = static_cast<int>(value);
+        break;
+      }
+    }
+    return false;
+  });
+  return orientation;
+}
+
+// Turns a stored image upright as its EXIF orientation says (the TIFF/EXIF definitions).
+cv::Mat apply_exif_orientation(cv::Mat image, int orientation) {
+  switch (orientation) {
+    case 2:
+      cv::flip(image, image, 1);
+      break;
+    case 3:
+      cv::flip(image, image, -1);
+      break;
+    case 4:
+      cv::flip(image, image, 0);
+      break;
+    case 5:
+      cv::transpose(image, image);
+      break;
+    case 6:
+      cv::transpose(image, image);
+      cv::flip(image, image, 1);
+      break;
+    case 7:
+      cv::transpose(image, image);
+      cv::flip(image, image, -1);
+      break;
+    case 8:
+      cv::transpose(image, image);
+      cv::flip(image, image, 0);
+      break;
+    default:
+      break;
+  }
+  return image;
+}
+
+// libjpeg reports fatal errors through a callback that must not return: it jumps back to the
+// decoding function with the message kept here.
+struct JpegDecoder {
+  jpeg_decompress_struct info{};
+  jpeg_error_mgr error_manager{};
+  std::jmp_buf on_error{};
+  char message[JMSG_LENGTH_MAX] = {};
+  bool created = false;
+
+  ~JpegDecoder() {
+    if (created) jpeg_destroy_decompress(&info);
+  }
+};
+
+[[noreturn]] void jpeg_fatal_error(j_common_ptr info) {
+  auto* decoder = reinterpret_cast<JpegDecoder*>(info->client_data);
+  (*info->err->format_message)(info, decoder->message);
+  std::longjmp(decoder->on_error, 1);
+}
+
+// Warnings (e.g. corrupt entropy data that libjpeg decodes around) would go to stderr; a server's
+// log is no place for them, and truncated files are refused before decoding.
+void jpeg_ignore_message(j_common_ptr) {}
+
+// Decodes a JPEG straight into RGB at `scale_eighths`/8 of its size with libjpeg(-turbo): about
+// 30% less work than going through OpenCV, which converts every row to BGR in a scalar loop that
+// we would then convert back. An empty Mat for CMYK/YCCK files, which libjpeg cannot turn into
+// RGB (OpenCV decodes those).
+cv::Mat decode_jpeg_rgb(std::string_view bytes, std::string_view source, int scale_eighths) {
+  // Everything with a destructor exists before setjmp, so the jump skips no destructor.
+  const auto decoder = std::make_unique<JpegDecoder>();
+  cv::Mat rgb;
+  jpeg_decompress_struct& info = decoder->info;
+  info.err = jpeg_std_error(&decoder->error_manager);
+  decoder->error_manager.error_exit = jpeg_fatal_error;
+  decoder->error_manager.output_message = jpeg_ignore_message;
+  if (setjmp(decoder->on_error) != 0)
+    fail("{}: image cannot be decoded ({})", source, decoder->message);
+  jpeg_create_decompress(&info);
+  decoder->created = true;
+  info.client_data = decoder.get();
+  jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()),
+               static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&info, TRUE);
+  if (info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK) return rgb;
+  info.out_color_space = JCS_RGB;
+  info.scale_num = static_cast<unsigned int>(scale_eighths);
+  info.scale_denom = 8;
+  jpeg_start_decompress(&info);
+  if (info.output_components != 3) fail("{}: image cannot be decoded (not RGB)", source);
+  rgb.create(static_cast<int>(info.output_height), static_cast<int>(info.output_width), CV_8UC3);
+  while (info.output_scanline < info.output_height) {
+    JSAMPROW row = rgb.ptr<uint8_t>(static_cast<int>(info.output_scanline));
+    jpeg_read_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_decompress(&info);
+  return rgb;
+}
+
+// The OpenCV flag decoding at `scale_eighths`/8 (1, 2, 4 or 8).
+int opencv_read_flag(int scale_eighths) {
+  switch (scale_eighths) {
+    case 1:
+      return cv::IMREAD_REDUCED_COLOR_8;
+    case 2:
+      return cv::IMREAD_REDUCED_COLOR_4;
+    case 4:
+      return cv::IMREAD_REDUCED_COLOR_2;
+    default:
+      return cv::IMREAD_COLOR;
+  }
 }
 
 void require_rgb8(const cv::Mat& image, const char* function) {
@@ -242,7 +384,10 @@ cv::Mat decode_image(std::string_view bytes, std::string_view source, const Imag
     if (!jpeg_has_end_marker(bytes, source)) {
       fail("{}: truncated JPEG (no end-of-image marker); the file is incomplete", source);
     }
-    flag = jpeg_read_flag(size, target_side);
+    const int scale_eighths = jpeg_scale_eighths(size, target_side);
+    cv::Mat rgb = decode_jpeg_rgb(bytes, source, scale_eighths);
+    if (!rgb.empty()) return apply_exif_orientation(rgb, jpeg_exif_orientation(bytes, source));
+    flag = opencv_read_flag(scale_eighths);
   }
   quiet_opencv_logging();
   cv::Mat bgr;
