@@ -47,6 +47,11 @@ void add_evaluate_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--mistakes", o.worst_mistakes, "wrong categories shown in the report's grid")
       ->capture_default_str();
+  command
+      ->add_option("--bench-seconds", o.bench_seconds,
+                   "seconds per inference speed measurement (the figures of `bench --quick`); "
+                   "0 skips them")
+      ->capture_default_str();
   command->add_flag("!--no-report", o.report, "skip report.html and its plots");
   CLI::Option* allow =
       command->add_flag("--allow-missing", flags->allow_missing,

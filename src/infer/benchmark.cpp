@@ -461,16 +461,18 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
   return result;
 }
 
-std::string format_benchmark(const BenchmarkResult& r) {
-  std::string out = fmt::format(
+std::string benchmark_description(const BenchmarkResult& r) {
+  return fmt::format(
       "model {} ({}, {}x{} input, {} parameters, {:.2f} MB on disk)\n"
       "{} threads on {} (OMP_WAIT_POLICY {}); matrix-multiply peak {:.1f} GFLOP/s\n"
-      "{:.1f} MFLOPs per image ({:.1f} M multiply-accumulates, counted from the traced graph)\n\n",
+      "{:.1f} MFLOPs per image ({:.1f} M multiply-accumulates, counted from the traced graph)\n",
       r.model, r.architecture, r.input_width, r.input_height, r.parameters,
       r.model_file_bytes / 1e6, r.threads, r.cpu,
       r.omp_wait_policy.empty() ? "unset" : r.omp_wait_policy, r.peak_gflops,
       r.flops_per_image / 1e6, r.macs_per_image / 1e6);
+}
 
+std::vector<BenchmarkTable> benchmark_tables(const BenchmarkResult& r) {
   std::vector<int> batches;
   std::vector<std::string> variant_order;
   for (const auto& m : r.forward) {
@@ -479,10 +481,9 @@ std::string format_benchmark(const BenchmarkResult& r) {
     if (std::find(variant_order.begin(), variant_order.end(), m.variant) == variant_order.end())
       variant_order.push_back(m.variant);
   }
-  std::vector<std::string> headers{"forward pass, images/s"};
-  for (int batch : batches) headers.push_back(fmt::format("batch {}", batch));
-  headers.push_back("best % of peak");
-  std::vector<std::vector<std::string>> rows;
+  BenchmarkTable forward{{"forward pass, images/s"}, {}};
+  for (int batch : batches) forward.headers.push_back(fmt::format("batch {}", batch));
+  forward.headers.push_back("best % of peak");
   for (const auto& variant : variant_order) {
     std::vector<std::string> row{variant};
     double best_fraction = 0;
@@ -497,35 +498,41 @@ std::string format_benchmark(const BenchmarkResult& r) {
       row.push_back(cell);
     }
     row.push_back(fmt::format("{:.1f}%", 100 * best_fraction));
-    rows.push_back(std::move(row));
+    forward.rows.push_back(std::move(row));
   }
-  out += format_text_table(headers, rows) + "\n";
 
-  std::vector<std::vector<std::string>> other{
-      {"decode + resize + normalise", format_rate(r.decode_images_per_second) + " images/s",
-       fmt::format("{} threads, {} ({} files)", r.threads, r.images_source, r.decode_files)},
-      {"decode full size + resize",
-       format_rate(r.decode_full_size_images_per_second_1_thread) + " images/s", "1 thread"},
-      {"decode reduced + resize",
-       format_rate(r.decode_reduced_images_per_second_1_thread) + " images/s",
-       "1 thread, JPEG decoded at 1/2-1/8 scale when larger than the input"}};
+  BenchmarkTable other{
+      {"measurement", "value", "conditions"},
+      {{"decode + resize + normalise", format_rate(r.decode_images_per_second) + " images/s",
+        fmt::format("{} threads, {} ({} files)", r.threads, r.images_source, r.decode_files)},
+       {"decode full size + resize",
+        format_rate(r.decode_full_size_images_per_second_1_thread) + " images/s", "1 thread"},
+       {"decode reduced + resize",
+        format_rate(r.decode_reduced_images_per_second_1_thread) + " images/s",
+        "1 thread, JPEG decoded at 1/2-1/8 scale when larger than the input"}}};
   for (const auto& m : r.latency)
-    other.push_back({"latency batch 1, " + m.variant,
-                     fmt::format("p50 {:.2f} ms, p99 {:.2f} ms", m.p50_ms, m.p99_ms),
-                     fmt::format("{} runs", m.runs)});
-  other.push_back(
+    other.rows.push_back({"latency batch 1, " + m.variant,
+                          fmt::format("p50 {:.2f} ms, p99 {:.2f} ms", m.p50_ms, m.p99_ms),
+                          fmt::format("{} runs", m.runs)});
+  other.rows.push_back(
       {"end-to-end predict", format_rate(r.end_to_end_images_per_second) + " images/s",
        fmt::format("batch {}, decoding overlapped with the model ({})", r.end_to_end_batch,
                    r.predictor_optimized ? "optimised graph" : "eager fallback")});
-  other.push_back({"predictor on decoded images",
-                   format_rate(r.predictor_forward_images_per_second) + " images/s",
-                   fmt::format("batch {}, incl. normalising", r.end_to_end_batch)});
-  other.push_back(
+  other.rows.push_back({"predictor on decoded images",
+                        format_rate(r.predictor_forward_images_per_second) + " images/s",
+                        fmt::format("batch {}, incl. normalising", r.end_to_end_batch)});
+  other.rows.push_back(
       {"end-to-end / forward", fmt::format("{:.0f}%", 100 * r.end_to_end_ratio),
        r.end_to_end_ratio >= 0.8 ? "target (>= 80%) reached" : "target (>= 80%) NOT reached"});
-  other.push_back({"peak memory", fmt::format("{:.0f} MB", r.peak_rss_bytes / 1e6),
-                   "resident set size, whole run"});
-  out += format_text_table({"measurement", "value", "conditions"}, other);
+  other.rows.push_back({"peak memory", fmt::format("{:.0f} MB", r.peak_rss_bytes / 1e6),
+                        "resident set size, whole run"});
+  return {forward, other};
+}
+
+std::string format_benchmark(const BenchmarkResult& r) {
+  std::string out = benchmark_description(r);
+  for (const BenchmarkTable& table : benchmark_tables(r))
+    out += "\n" + format_text_table(table.headers, table.rows);
   return out;
 }
 

@@ -80,7 +80,20 @@ struct BenchmarkResult {
 // without images.
 BenchmarkResult run_benchmark(const BenchmarkOptions& options);
 
-// The result as aligned text tables for the terminal.
+// The model and machine the figures belong to, as a few lines of text.
+std::string benchmark_description(const BenchmarkResult& result);
+
+// A table of figures: a header row and rows of cells.
+struct BenchmarkTable {
+  std::vector<std::string> headers;
+  std::vector<std::vector<std::string>> rows;
+};
+
+// The figures as tables (forward pass per variant and batch size; the other measurements), shared
+// by the terminal text and the HTML reports that show them.
+std::vector<BenchmarkTable> benchmark_tables(const BenchmarkResult& result);
+
+// The description and the tables as aligned text for the terminal.
 std::string format_benchmark(const BenchmarkResult& result);
 
 }  // namespace garmentnet

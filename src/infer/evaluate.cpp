@@ -131,6 +131,28 @@ void score(EvaluationResult& result, const LabelledDataset& data,
   }
 }
 
+// The benchmark module's figures (as `bench --quick`) on the evaluated images, or nullopt with a
+// warning when they cannot be measured (e.g. no readable image): the scores stand without them.
+std::optional<BenchmarkResult> measure_speed(const EvaluateOptions& options) {
+  spdlog::info("measuring inference speed ({} s per measurement; --bench-seconds 0 skips this)",
+               options.bench_seconds);
+  BenchmarkOptions bench;
+  bench.model = options.model;
+  bench.images_dir = options.images_dir;
+  bench.end_to_end_batch = options.stream.batch_size;
+  bench.seconds = options.bench_seconds;
+  bench.min_iterations = 1;
+  bench.all_variants = false;
+  bench.threads = options.threads;
+  bench.matmul_size = 1024;  // enough for the peak; the default 2048 takes seconds on small CPUs
+  try {
+    return run_benchmark(bench);
+  } catch (const InputError& error) {
+    spdlog::warn("inference speed not measured: {}", error.what());
+    return std::nullopt;
+  }
+}
+
 void run_model(EvaluationResult& result, const EvaluateOptions& options) {
   std::error_code error;
   if (options.images_dir.empty() || !fs::is_directory(options.images_dir, error)) {
@@ -164,6 +186,7 @@ void run_model(EvaluationResult& result, const EvaluateOptions& options) {
   }
   score(result, data, heads, streamed.probabilities, streamed.predicted, thresholds,
         options.worst_mistakes);
+  if (options.bench_seconds > 0) result.benchmark = measure_speed(options);
 }
 
 // An int64 cell of the predictions file: nullopt for NULL, an error for anything not an integer.
@@ -370,6 +393,7 @@ json EvaluationResult::to_json() const {
                     {"threads", threads},
                     {"includes", "image decoding, resizing and the model's forward pass"}};
   }
+  if (benchmark) out["benchmark"] = benchmark->to_json();
   out["summary"] = summary;
   out["heads"] = heads;
   if (model) {

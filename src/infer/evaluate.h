@@ -13,6 +13,7 @@
 
 #include "data/task_spec.h"
 #include "infer/batch_predict.h"
+#include "infer/benchmark.h"
 #include "train/metrics.h"
 
 namespace garmentnet {
@@ -31,6 +32,8 @@ struct EvaluateOptions {
   StreamOptions stream;               // batching, decoding, failure handling
   bool report = true;                 // write report.html and its plots
   size_t worst_mistakes = 24;         // wrong top-1 categories shown in the report's grid
+  double bench_seconds = 0.5;         // running the model: time per speed measurement of the
+                                      // benchmark module (as `bench --quick`); 0 = none
 };
 
 // Size and shape of the model that was scored.
@@ -72,6 +75,9 @@ struct EvaluationResult {
   int threads = 0;                      // running the model: threads used
   std::vector<Mistake> worst_mistakes;  // category head: most confident wrong top-1 first
                                         // (file order when scoring a predictions file)
+  // Running the model with bench_seconds > 0: the figures `garmentnet bench --quick` gives,
+  // decoding the evaluated images.
+  std::optional<BenchmarkResult> benchmark;
 
   // Everything above as written to evaluation.json (docs/evaluate.md).
   nlohmann::json to_json() const;

@@ -62,6 +62,12 @@ std::string title(const EvaluationResult& r) {
                                    r.labels.string());
 }
 
+std::string speed_title(const BenchmarkResult& b) {
+  return fmt::format(
+      "Inference speed (the figures of `garmentnet bench --quick`, decoding {} images of {})",
+      b.decode_files, b.images_source);
+}
+
 }  // namespace
 
 std::string evaluation_summary_text(const EvaluationResult& r) {
@@ -80,6 +86,7 @@ std::string evaluation_summary_text(const EvaluationResult& r) {
                                 tag_table_rows(r.multilabel.at(head.name), r.ran_model));
     }
   }
+  if (r.benchmark) text += "\n" + speed_title(*r.benchmark) + "\n" + format_benchmark(*r.benchmark);
   return text;
 }
 
@@ -158,6 +165,13 @@ void write_evaluation_report(const EvaluationResult& r, const fs::path& out_dir)
     report.image("plots/worst_mistakes.png", r.ran_model
                                                  ? "Wrong top-1 categories, most confident first."
                                                  : "Wrong top-1 categories, in file order.");
+  }
+  if (r.benchmark) {
+    report.section("Inference speed");
+    report.paragraph(speed_title(*r.benchmark) + ". See docs/benchmarks.md for what each row is.");
+    report.preformatted(benchmark_description(*r.benchmark));
+    for (const BenchmarkTable& table : benchmark_tables(*r.benchmark))
+      report.table(table.headers, table.rows);
   }
   report.write(out_dir / "report.html");
 }

@@ -37,12 +37,13 @@ const Runs& runs() {
                                 shell_quote(fx.data / "test.parquet") + " --images " +
                                 shell_quote(fx.images) + " --output " + shell_quote(r.predictions));
     EXPECT_EQ(predicted.exit_code, 0) << predicted.output;
-    const auto evaluated =
-        testing::run_garmentnet("evaluate --model " + shell_quote(fx.model) + " --labels " +
-                                shell_quote(fx.data / "test_labels.parquet") + " --images " +
-                                shell_quote(fx.images) + " --out " + shell_quote(r.evaluation));
+    const auto evaluated = testing::run_garmentnet(
+        "evaluate --model " + shell_quote(fx.model) + " --labels " +
+        shell_quote(fx.data / "test_labels.parquet") + " --images " + shell_quote(fx.images) +
+        " --out " + shell_quote(r.evaluation) + " --bench-seconds 0.01");
     EXPECT_EQ(evaluated.exit_code, 0) << evaluated.output;
     EXPECT_NE(evaluated.output.find("top-1 accuracy"), std::string::npos) << evaluated.output;
+    EXPECT_NE(evaluated.output.find("end-to-end predict"), std::string::npos) << evaluated.output;
     return true;
   }();
   (void)done;
@@ -135,6 +136,37 @@ TEST(Evaluate, ScoringThePredictionsFileGivesTheSameDecisionMetrics) {
     EXPECT_FALSE(from_file["heads"]["tags"]["tags"][k].contains("average_precision"));
   }
   EXPECT_TRUE(fs::exists(dir / "report.html"));
+  EXPECT_FALSE(from_file.contains("benchmark"));  // no model ran: no speed to measure
+}
+
+TEST(Evaluate, ReportsTheSameSpeedFiguresAsBench) {
+  const Runs& r = runs();
+  const json evaluation = read_json(r.evaluation / "evaluation.json");
+  ASSERT_TRUE(evaluation.contains("benchmark")) << evaluation.dump(2);
+  const json& speed = evaluation["benchmark"];
+  EXPECT_EQ(speed["model_file_bytes"].get<uintmax_t>(), fs::file_size(predict_fixture().model));
+  EXPECT_EQ(speed["parameters"], evaluation["model"]["parameters"]);
+  for (const char* figure : {"decode_images_per_second", "end_to_end_images_per_second",
+                             "flops_per_image", "peak_gflops"}) {
+    EXPECT_GT(speed[figure].get<double>(), 0) << figure;
+  }
+  EXPECT_GT(speed["peak_rss_bytes"].get<int64_t>(), 10'000'000);
+  std::vector<int> optimised_batches;
+  for (const json& m : speed["forward"]) {
+    EXPECT_GT(m["images_per_second"].get<double>(), 0) << m;
+    EXPECT_GT(m["fraction_of_peak"].get<double>(), 0) << m;
+    if (m["variant"].get<std::string>().starts_with("optimized"))
+      optimised_batches.push_back(m["batch_size"].get<int>());
+  }
+  EXPECT_EQ(optimised_batches, (std::vector<int>{1, 8, 32, 64}));
+  ASSERT_FALSE(speed["latency_batch_1"].empty());
+  for (const json& m : speed["latency_batch_1"]) {
+    EXPECT_GT(m["p50_ms"].get<double>(), 0) << m;
+    EXPECT_GE(m["p99_ms"].get<double>(), m["p50_ms"].get<double>()) << m;
+  }
+  const std::string html = read_file(r.evaluation / "report.html");
+  EXPECT_NE(html.find("Inference speed"), std::string::npos);
+  EXPECT_NE(html.find("end-to-end predict"), std::string::npos);
 }
 
 TEST(Evaluate, ScoresTheSameProbabilitiesThatPredictWrites) {
@@ -186,7 +218,7 @@ TEST(Evaluate, UnreadableImagesAreListedLeftOutAndExitWithCode3) {
                         "garbage");  // ids[0] missing, ids[3] corrupt
   const std::string arguments = "evaluate --model " + shell_quote(fx.model) + " --labels " +
                                 shell_quote(labels) + " --images " + shell_quote(dir / "images") +
-                                " --out " + shell_quote(dir / "eval");
+                                " --out " + shell_quote(dir / "eval") + " --bench-seconds 0";
   const auto run = testing::run_garmentnet(arguments);
   EXPECT_EQ(run.exit_code, 3) << run.output;
   EXPECT_NE(run.output.find(ids[0]), std::string::npos) << run.output;
