@@ -58,7 +58,8 @@ HttpResponse handle_classify_image(Service& service, const HttpRequest& request,
   const auto model = service.find_model(name, version);
   const Predictor& predictor = *model->predictor;
   cv::Mat image =
-      decode_image(image_bytes(request), "uploaded image", service.options().limits.image);
+      decode_image(image_bytes(request), "uploaded image", service.options().limits.image,
+                   std::min(predictor.preprocessing().width, predictor.preprocessing().height));
   const HeadProbabilities probabilities =
       service.infer(*model, service.resize_images({std::move(image)}, predictor));
   nlohmann::json heads = nlohmann::json::object();

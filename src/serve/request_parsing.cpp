@@ -172,7 +172,7 @@ cv::Mat image_from_pixel_array(const nlohmann::json& array, std::string_view whe
 }
 
 cv::Mat decode_instance(const nlohmann::json& instance, std::string_view where,
-                        const RequestLimits& limits) {
+                        const RequestLimits& limits, int target_side) {
   if (instance.is_object()) {
     if (const auto b64 = instance.find("b64"); b64 != instance.end()) {
       if (!b64->is_string())
@@ -180,9 +180,9 @@ cv::Mat decode_instance(const nlohmann::json& instance, std::string_view where,
       const auto& text = b64->get_ref<const std::string&>();
       if (text.size() / 4 * 3 > limits.image.max_file_bytes)
         fail("{}: encoded image larger than the limit", where);
-      return decode_image(decode_base64(text, where), where, limits.image);
+      return decode_image(decode_base64(text, where), where, limits.image, target_side);
     }
-    return decode_instance(single_named_input(instance, where), where, limits);
+    return decode_instance(single_named_input(instance, where), where, limits, target_side);
   }
   if (instance.is_array()) return image_from_pixel_array(instance, where, limits.image);
   fail("{}: expected {{\"b64\": \"...\"}} or an H×W×3 pixel array, got a {}", where,

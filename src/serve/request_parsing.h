@@ -33,9 +33,11 @@ cv::Mat image_from_pixel_array(const nlohmann::json& array, std::string_view whe
                                const ImageLimits& limits);
 
 // One TF-Serving instance: {"b64": "<JPEG/PNG/WebP>"}, an H×W×3 pixel array, or an object with a
-// single named input holding one of those. Returns an RGB uint8 image at its original size.
+// single named input holding one of those. Returns an RGB uint8 image at its original size, or
+// for a JPEG much larger than `target_side` reduced as decode_image does (pass the model's
+// shorter input side, as load_resized_images does, so the service sees the pixels `predict` sees).
 cv::Mat decode_instance(const nlohmann::json& instance, std::string_view where,
-                        const RequestLimits& limits);
+                        const RequestLimits& limits, int target_side = 0);
 
 // The instances of a TF-Serving :predict body, not yet decoded.
 struct PredictBody {

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -98,8 +99,10 @@ std::vector<cv::Mat> Service::decode_instances(const std::vector<nlohmann::json>
   std::vector<cv::Mat> out(instances.size());
   decode_pool_.parallel_for(instances.size(), [&](size_t i) {
     const std::string where = fmt::format("instance {}", i);
-    out[i] = resize_for_model(decode_instance(instances[i], where, options_.limits),
-                              model.preprocessing());
+    const Preprocessing& pre = model.preprocessing();
+    out[i] = resize_for_model(
+        decode_instance(instances[i], where, options_.limits, std::min(pre.width, pre.height)),
+        pre);
   });
   return out;
 }
