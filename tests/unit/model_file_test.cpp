@@ -2,6 +2,7 @@
 #include "model/model_file.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 #include <torch/optim/sgd.h>
 #include <torch/types.h>
 
@@ -292,6 +293,8 @@ TEST_F(TorchScriptBackboneTest, HasTheNativeParametersAndTrainsFineTunesAndResum
   options.backbone = "torchscript:" + script_path().string();
   options.transfer = "finetune";
   options.unfreeze_blocks = 1;
+  options.image_size = 16;
+  options.batch_size = 128;
   train_model(options);
   auto backbone_of = [](const std::filesystem::path& model) {
     return load_model_file(model).model->backbone();
@@ -309,6 +312,7 @@ TEST_F(TorchScriptBackboneTest, HasTheNativeParametersAndTrainsFineTunesAndResum
   options.resume = true;
   options.epochs = 2;
   train_model(options);
+  spdlog::default_logger()->flush();
   const std::string log = read_file(dir / "run/train.log");
   EXPECT_NE(log.find("resuming at epoch 2 of 2"), std::string::npos) << log;
   EXPECT_EQ(log.find("fresh optimizer state"), std::string::npos) << log;
