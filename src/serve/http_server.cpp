@@ -1,5 +1,6 @@
 #include <httplib.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <condition_variable>
 #include <deque>
@@ -174,6 +175,15 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
         response.status = 500;
         response.set_content(R"({"error":"internal error"})", "application/json");
       });
+  // cpp-httplib listens with a backlog of 5: a load balancer or benchmark opening dozens of
+  // connections at once overflows it and some connections fail. The listening socket is
+  // remembered while binding and given the system's maximum backlog afterwards (calling listen()
+  // again on a listening socket only changes its backlog).
+  int listening_socket = -1;
+  server.set_socket_options([&listening_socket](socket_t socket) {
+    httplib::default_socket_options(socket);
+    listening_socket = socket;
+  });
   if (options.port == 0) {
     impl_->port = server.bind_to_any_port(options.host);
     if (impl_->port < 0) fail("cannot bind {} on any port", options.host);
@@ -186,6 +196,8 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
     }
     impl_->port = options.port;
   }
+  server.set_socket_options(httplib::default_socket_options);
+  if (listening_socket >= 0) ::listen(listening_socket, SOMAXCONN);
 }
 
 HttpServer::~HttpServer() { stop(); }

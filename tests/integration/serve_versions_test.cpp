@@ -143,7 +143,9 @@ int predict_status(httplib::Client& client, const std::string& path,
 
 std::vector<std::string> available_versions(httplib::Client& client) {
   std::vector<std::string> out;
-  for (const auto& status : get_json(client, "/v1/models/garments")["model_version_status"]) {
+  const nlohmann::json answer = get_json(client, "/v1/models/garments");
+  if (!answer.contains("model_version_status")) return out;
+  for (const auto& status : answer["model_version_status"]) {
     if (status["state"] == "AVAILABLE") out.push_back(status["version"]);
   }
   return out;
@@ -192,7 +194,10 @@ TEST(ServeVersions, ServesTheNewestNVersionsEachAtItsOwnRoute) {
 
   // Version 4 arrives: 4 and 3 are served, 2 is unloaded.
   publish_version(base, 4, model_bytes);
-  EXPECT_TRUE(wait_for([&] { return available_versions(*client).front() == "4"; }));
+  EXPECT_TRUE(wait_for([&] {
+    const auto versions = available_versions(*client);
+    return !versions.empty() && versions.front() == "4";
+  }));
   EXPECT_EQ(available_versions(*client), (std::vector<std::string>{"4", "3"}));
   EXPECT_EQ(predict_status(*client, "/v1/models/garments/versions/3:predict", &version), 200);
   EXPECT_EQ(version, "3");
