@@ -47,7 +47,10 @@ void add_training_flags(CLI::App& command, TrainOptions& o) {
       .add_option("--patience", o.patience,
                   "Epochs without improvement before stopping (0 = never)")
       ->capture_default_str();
-  command.add_flag("!--no-augment", o.augment, "Turn training augmentation off");
+  command.add_option("--augment", o.augment,
+                     "Training augmentation: standard (flip, rotation, shift, zoom, colour), "
+                     "light (flip and shift) or none [default: standard; with --resume: the "
+                     "run's own]");
   command.add_option("--seed", o.seed, "Seed of split, weights, shuffling, augmentation")
       ->capture_default_str();
   command.add_option("--threads", o.threads, "Threads (0 = all cores)")->capture_default_str();

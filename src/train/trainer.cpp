@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
+#include "data/augmentation_presets.h"
 #include "data/dataset.h"
 #include "data/image_loader.h"
 #include "model/backbone.h"
@@ -26,6 +27,7 @@
 #include "model/losses.h"
 #include "model/model_file.h"
 #include "model/multitask_model.h"
+#include "model/traced_model.h"
 #include "train/metrics.h"
 #include "train/train_report.h"
 
@@ -60,6 +62,11 @@ class StopSignals {
   void (*previous_term_)(int) = nullptr;
 };
 
+bool is_augmentation_preset(const std::string& name) {
+  const auto& presets = augmentation_preset_names();
+  return std::find(presets.begin(), presets.end(), name) != presets.end();
+}
+
 void check_options(const TrainOptions& o) {
   if (o.data_dir.empty())
     fail("--data is required: a dataset folder with data.parquet and images/");
@@ -82,6 +89,25 @@ void check_options(const TrainOptions& o) {
     fail("--validation-fraction must be between 0 and 1 (exclusive)");
   }
   if (o.feature_views < 1) fail("--feature-views must be at least 1");
+  if (!o.augment.empty() && !is_augmentation_preset(o.augment))
+    fail("--augment '{}' is unknown: use {}", o.augment,
+         fmt::join(augmentation_preset_names(), ", "));
+}
+
+// The augmentation preset a run uses: the one asked for; when resuming without one, the preset the
+// run was started with (config.json; older runs stored a true/false `augment`); else standard.
+std::string resolved_augmentation_preset(const TrainOptions& o) {
+  if (!o.augment.empty()) return o.augment;
+  const fs::path config_path = o.out_dir / "config.json";
+  if (!o.resume || !fs::exists(config_path)) return "standard";
+  const json config = json::parse(read_file(config_path), nullptr, /*allow_exceptions=*/false);
+  const json stored = config.is_object() ? config.value("augment", json()) : json();
+  if (stored.is_string() && is_augmentation_preset(stored.get<std::string>()))
+    return stored.get<std::string>();
+  if (stored.is_boolean()) return stored.get<bool>() ? "standard" : "none";
+  spdlog::warn("{} does not say which augmentation the run used; resuming with standard",
+               config_path.string());
+  return "standard";
 }
 
 json options_to_json(const TrainOptions& o) {
@@ -108,6 +134,7 @@ json options_to_json(const TrainOptions& o) {
           {"image_size", o.image_size},
           {"resize", o.resize == ResizeMode::Stretch ? "stretch" : "pad"},
           {"augment", o.augment},
+          {"augmentation", augmentation_preset(o.augment).to_json()},
           {"feature_cache", o.feature_cache},
           {"feature_views", o.feature_views},
           {"seed", o.seed},
@@ -412,6 +439,19 @@ int64_t parameter_count(MultiTaskModel& model) {
   return count;
 }
 
+// Multiply-accumulates per image of a model at its input size, counted on its traced graph as
+// `garmentnet bench` does. Traces `bundle`'s model, which then no longer requires gradients.
+int64_t model_macs_per_image(ModelBundle& bundle) {
+  constexpr int64_t trace_batch = 2;
+  bundle.model->eval();
+  const MacCount count =
+      count_macs(trace_model(bundle.model, bundle.preprocessing, trace_batch), trace_batch);
+  if (count.skipped_ops > 0)
+    spdlog::warn("{} convolution/linear operations had no recorded shapes; FLOPs are undercounted",
+                 count.skipped_ops);
+  return count.macs_per_image;
+}
+
 std::string random_tag() {
   std::random_device random;
   return fmt::format("{:08x}{:08x}", random(), random());
@@ -419,8 +459,11 @@ std::string random_tag() {
 
 }  // namespace
 
-TrainResult train_model(const TrainOptions& options) {
-  check_options(options);
+TrainResult train_model(const TrainOptions& requested) {
+  check_options(requested);
+  TrainOptions options = requested;
+  options.augment = resolved_augmentation_preset(requested);
+  const Augmentation augmentation = augmentation_preset(options.augment);
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
   torch::set_num_threads(threads);
   torch::manual_seed(options.seed);
@@ -437,7 +480,8 @@ TrainResult train_model(const TrainOptions& options) {
   fs::create_directories(out);
   add_log_file(out / "train.log");
   write_file_atomically(out / "config.json", options_to_json(options).dump(2));
-  spdlog::info("training run in {} ({} threads, seed {})", out.string(), threads, options.seed);
+  spdlog::info("training run in {} ({} threads, seed {}, {} augmentation)", out.string(), threads,
+               options.seed, options.augment);
 
   // Data.
   const TaskSpec task = dataset_task(options.data_dir);
@@ -537,7 +581,7 @@ TrainResult train_model(const TrainOptions& options) {
           images.begin() + static_cast<ptrdiff_t>(start),
           images.begin() + static_cast<ptrdiff_t>(std::min(images.size(), start + 256)));
       if (augmented) {
-        for (auto& image : batch) image = augment(image, Augmentation{}, rng);
+        for (auto& image : batch) image = augment(image, augmentation, rng);
       }
       parts.push_back(model->features(make_input_batch(batch, pre)));
       progress.advance(static_cast<int64_t>(batch.size()));
@@ -548,13 +592,37 @@ TrainResult train_model(const TrainOptions& options) {
     std::vector<torch::Tensor> views;
     for (int v = 0; v < options.feature_views; ++v) {
       views.push_back(
-          features_of(train_set.images, v > 0 && options.augment, options.seed + v,
+          features_of(train_set.images, v > 0, options.seed + v,
                       fmt::format("caching features (view {}/{})", v + 1, options.feature_views)));
       for (size_t i = 0; i < train_set.data.size(); ++i) cached_rows.push_back(i);
     }
     train_features = torch::cat(views);
     val_features = features_of(val_set.images, false, 0, "caching validation features");
   }
+
+  // Validation predictions and losses of `net`; from the cached features when `use_cache` (only
+  // for the run's own model, whose frozen backbone computed them).
+  auto validate = [&](MultiTaskModel& net, bool use_cache) {
+    Collected collected;
+    torch::InferenceMode guard;
+    net->eval();
+    for (size_t start = 0; start < val_set.data.size(); start += 256) {
+      std::vector<size_t> examples(std::min<size_t>(256, val_set.data.size() - start));
+      std::iota(examples.begin(), examples.end(), start);
+      HeadOutputs logits;
+      if (use_cache) {
+        logits = net->heads_forward(val_features.narrow(0, static_cast<int64_t>(start),
+                                                        static_cast<int64_t>(examples.size())));
+      } else {
+        std::vector<cv::Mat> images;
+        for (size_t i : examples) images.push_back(val_set.images[i]);
+        logits = net->forward(make_input_batch(images, pre));
+      }
+      const HeadTargets targets = targets_for(val_set.data, examples);
+      collected.add(spec, logits, targets, multitask_loss(spec, logits, targets, losses));
+    }
+    return collected;
+  };
 
   StopSignals signals;
   TrainResult result;
@@ -607,8 +675,7 @@ TrainResult train_model(const TrainOptions& options) {
         examples = batch;
         std::vector<cv::Mat> images;
         for (size_t r : batch) {
-          images.push_back(options.augment ? augment(train_set.images[r], Augmentation{}, rng)
-                                           : train_set.images[r]);
+          images.push_back(augment(train_set.images[r], augmentation, rng));
         }
         logits = model->forward(make_input_batch(images, pre));
       }
@@ -640,27 +707,7 @@ TrainResult train_model(const TrainOptions& options) {
       break;
     }
 
-    // Validation.
-    Collected val_collected;
-    {
-      torch::InferenceMode guard;
-      model->eval();
-      for (size_t start = 0; start < val_set.data.size(); start += 256) {
-        std::vector<size_t> examples(std::min<size_t>(256, val_set.data.size() - start));
-        std::iota(examples.begin(), examples.end(), start);
-        HeadOutputs logits;
-        if (feature_cache) {
-          logits = model->heads_forward(val_features.narrow(0, static_cast<int64_t>(start),
-                                                            static_cast<int64_t>(examples.size())));
-        } else {
-          std::vector<cv::Mat> images;
-          for (size_t i : examples) images.push_back(val_set.images[i]);
-          logits = model->forward(make_input_batch(images, pre));
-        }
-        const HeadTargets targets = targets_for(val_set.data, examples);
-        val_collected.add(spec, logits, targets, multitask_loss(spec, logits, targets, losses));
-      }
-    }
+    Collected val_collected = validate(model, feature_cache);
     std::map<std::string, std::vector<double>> thresholds;
     double train_score = 0, val_score = 0;
     json entry;
@@ -720,7 +767,16 @@ TrainResult train_model(const TrainOptions& options) {
   result.epochs_run = state.next_epoch;
   if (state.best_epoch > 0)
     result.best_metrics = state.history.at(static_cast<size_t>(state.best_epoch - 1))["val"];
-  if (options.report && !best_validation.probabilities.empty()) {
+  if (options.report && state.best_epoch > 0 &&
+      (!best_validation.probabilities.empty() || !result.interrupted)) {
+    ModelBundle best = load_model_file(result.model_path);
+    if (best_validation.probabilities.empty()) {
+      // The best epoch ran before a resume: predict the validation data again with its model.
+      spdlog::info("predicting the validation data with the best epoch's model for the report");
+      best_validation = validate(best.model, false).predictions;
+      best_thresholds = best.tag_thresholds;
+    }
+    const int64_t macs = model_macs_per_image(best);
     std::error_code ignored;
     write_train_report(
         {.out_dir = out,
@@ -734,6 +790,11 @@ TrainResult train_model(const TrainOptions& options) {
                      {"backbone", options.backbone},
                      {"transfer", options.transfer},
                      {"input size", fmt::format("{}x{}", pre.width, pre.height)},
+                     {"FLOPs per image",
+                      fmt::format("{:.1f} M ({}: 2 × the multiply-accumulates of convolutions and "
+                                  "linear layers)",
+                                  2e-6 * static_cast<double>(macs), 2 * macs)},
+                     {"multiply-accumulates per image", macs},
                      {"parameters", parameter_count(model)},
                      {"model file", result.model_path.string()},
                      {"model file size (bytes)", fs::file_size(result.model_path, ignored)},

@@ -37,7 +37,8 @@ struct TrainOptions {
   int patience = 4;                    // epochs without improvement before stopping; 0 = never
   int image_size = 64;                 // model input side (square)
   ResizeMode resize = ResizeMode::Stretch;  // how images reach the input size
-  bool augment = true;                      // training augmentation
+  std::string augment;  // training augmentation preset: standard | light | none; empty = standard,
+                        // or with resume the preset the run was started with (its config.json)
   bool feature_cache = true;  // frozen backbone: compute features once, train heads on them
   int feature_views = 1;      // feature cache: views per image (1 = plain only)
   uint64_t seed = 42;         // split, initialisation, shuffling, augmentation

@@ -9,8 +9,10 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "data/augmentation_presets.h"
 #include "model/backbone.h"
 #include "model/model_file.h"
+#include "model/traced_model.h"
 #include "test_support.h"
 #include "train/trainer.h"
 #include "train/transfer_comparison.h"
@@ -24,6 +26,35 @@ TrainOptions quick_options(const std::filesystem::path& out) {
 
 nlohmann::json read_json(const std::filesystem::path& path) {
   return nlohmann::json::parse(read_file(path));
+}
+
+// The value of a `- **key**: value` line of a model card ("" when there is none).
+std::string card_value(const std::string& card, const std::string& key) {
+  const std::string marker = "- **" + key + "**: ";
+  const size_t at = card.find(marker);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + marker.size();
+  return card.substr(begin, card.find('\n', begin) - begin);
+}
+
+// Checks that a finished run's report and model card describe the best epoch of metrics.json
+// (the first with the highest validation score).
+void expect_report_of_best_epoch(const std::filesystem::path& run) {
+  ASSERT_TRUE(std::filesystem::exists(run / "report.html"));
+  ASSERT_TRUE(std::filesystem::exists(run / "model_card.md"));
+  const auto history = read_json(run / "metrics.json");
+  size_t best = 0;
+  for (size_t i = 1; i < history.size(); ++i) {
+    if (history[i]["val"]["score"].get<double>() > history[best]["val"]["score"].get<double>())
+      best = i;
+  }
+  EXPECT_EQ(load_model_file(run / "model.gnm").metrics["epoch"].get<size_t>(), best + 1);
+  const std::string card = read_file(run / "model_card.md");
+  EXPECT_EQ(card_value(card, "best epoch"), std::to_string(best + 1)) << card;
+  const double top1 = history[best]["val"]["heads"]["cc3"]["top1_accuracy"].get<double>();
+  EXPECT_NE(card_value(card, "cc3").find(fmt::format("top-1 {:.1f}%", 100 * top1)),
+            std::string::npos)
+      << card;
 }
 
 TEST(Train, TinyTaskLearnsAboveChanceAndWritesTheRun) {
@@ -48,6 +79,19 @@ TEST(Train, TinyTaskLearnsAboveChanceAndWritesTheRun) {
   EXPECT_EQ(bundle.thresholds("tags").size(), 3u);
   EXPECT_EQ(bundle.metrics["epoch"].get<int>(), result.best_epoch);
   EXPECT_EQ(bundle.preprocessing.width, 32);
+
+  // The model card states the work per image, as the graph counter (`bench`) counts it.
+  ModelBundle traced = load_model_file(result.model_path);
+  traced.model->eval();
+  const int64_t macs =
+      count_macs(trace_model(traced.model, traced.preprocessing, 2), 2).macs_per_image;
+  EXPECT_GT(macs, 100'000);  // small_cnn at 32 px: millions
+  const std::string card = read_file(dir / "run/model_card.md");
+  EXPECT_EQ(card_value(card, "multiply-accumulates per image"), std::to_string(macs)) << card;
+  EXPECT_NE(card_value(card, "FLOPs per image").find("(" + std::to_string(2 * macs) + ":"),
+            std::string::npos)
+      << card;
+  expect_report_of_best_epoch(dir / "run");
 }
 
 TEST(Train, PretrainSavesABackboneAndComparesTransferModes) {
@@ -91,7 +135,7 @@ TEST(Train, FeatureCacheMatchesRecomputingTheFrozenBackbone) {
   TrainOptions o = quick_options(dir / "cached");
   o.transfer = "frozen";
   o.backbone = "small_cnn";
-  o.augment = false;
+  o.augment = "none";
   o.dropout = 0;
   o.epochs = 2;
   const TrainResult cached = train_model(o);
@@ -101,6 +145,45 @@ TEST(Train, FeatureCacheMatchesRecomputingTheFrozenBackbone) {
   const double a = cached.best_metrics["loss"].get<double>();
   const double b = recomputed.best_metrics["loss"].get<double>();
   EXPECT_NEAR(a, b, 1e-4 * std::abs(a));
+}
+
+TEST(Train, ResumeKeepsTheAugmentationAndReportsABestEpochFromBeforeIt) {
+  testing::TempDir dir;
+  const auto run = dir / "run";
+  TrainOptions o = quick_options(run);
+  o.transfer = "frozen";
+  o.backbone = "small_cnn";
+  o.epochs = 2;
+  o.augment = "light";
+  train_model(o);  // no report
+  EXPECT_EQ(read_json(run / "config.json")["augment"], "light");
+  EXPECT_EQ(read_json(run / "config.json")["augmentation"], augmentation_preset("light").to_json());
+  ASSERT_FALSE(std::filesystem::exists(run / "report.html"));
+
+  // One more epoch that cannot improve (learning rate 0, frozen backbone): the best epoch stays
+  // before the resume, and the report must be made from its model.
+  o.augment = "";
+  o.resume = true;
+  o.epochs = 3;
+  o.head_lr = 0;
+  o.report = true;
+  const TrainResult result = train_model(o);
+  EXPECT_EQ(read_json(run / "config.json")["augment"], "light");
+  EXPECT_EQ(read_json(run / "metrics.json").size(), 3u);
+  EXPECT_LE(result.best_epoch, 2);
+  expect_report_of_best_epoch(run);
+}
+
+TEST(Train, CommandLineRefusesAnUnknownAugmentationPreset) {
+  testing::TempDir dir;
+  const auto result =
+      testing::run_garmentnet("train --data " + testing::tiny_dataset().string() + " --out " +
+                              (dir / "run").string() + " --augment heavy");
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("--augment 'heavy' is unknown: use standard, light, none"),
+            std::string::npos)
+      << result.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run"));
 }
 
 // Runs `garmentnet train` in the background; returns its pid.
@@ -149,7 +232,10 @@ TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
   ASSERT_GE(done, 1u);
   ASSERT_LT(done, 12u) << "the run finished before it could be killed";
 
-  const auto resumed = testing::run_garmentnet(arguments + " --resume");
+  // Resumed with a report: its best epoch may lie before the kill.
+  std::string resume_arguments = arguments + " --resume";
+  resume_arguments.erase(resume_arguments.find(" --no-report"), std::string(" --no-report").size());
+  const auto resumed = testing::run_garmentnet(resume_arguments);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming at epoch " + std::to_string(done + 1) + " of 12"),
             std::string::npos)
@@ -157,6 +243,7 @@ TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
   const auto history = read_json(run / "metrics.json");
   ASSERT_EQ(history.size(), 12u);
   for (size_t i = 0; i < history.size(); ++i) EXPECT_EQ(history[i]["epoch"].get<size_t>(), i + 1);
+  expect_report_of_best_epoch(run);
 }
 
 TEST(Train, SigtermSavesACheckpointAndExitsCleanly) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "data/augmentation_presets.h"
 #include "test_support.h"
 
 namespace garmentnet {
@@ -325,6 +326,55 @@ TEST(ImageTest, AugmentationIsDeterministicPerSeed) {
   }
   EXPECT_GT(flips, 0);
   EXPECT_LT(flips, 20);
+}
+
+// Whether `out` could come from `band` (a coloured vertical band on black, see below) by a
+// flip and a shift alone: every row is the same (no rotation) and each channel's row sum is the
+// band's (no zoom, no brightness, contrast or saturation change; a shift with bilinear
+// interpolation only spreads the band over neighbouring columns).
+bool only_flipped_or_shifted(const cv::Mat& out, const cv::Mat& band) {
+  for (int y = 1; y < out.rows; ++y) {
+    if (cv::norm(out.row(y), out.row(0), cv::NORM_INF) != 0) return false;
+  }
+  const cv::Scalar expected = cv::sum(band.row(0));
+  const cv::Scalar actual = cv::sum(out.row(0));
+  for (int c = 0; c < 3; ++c) {
+    if (std::abs(actual[c] - expected[c]) > 4) return false;  // rounding at the two edges
+  }
+  return true;
+}
+
+TEST(ImageTest, AugmentationPresets) {
+  // A 64-px image, black but for a coloured band 8 columns wide in the middle: shifts of up to
+  // 8% (5 px) keep the band inside.
+  cv::Mat band(64, 64, CV_8UC3, cv::Scalar::all(0));
+  band.colRange(28, 36).setTo(cv::Scalar(200, 100, 50));
+
+  const Augmentation light = augmentation_preset("light");
+  EXPECT_TRUE(light.horizontal_flip);
+  EXPECT_GT(light.max_shift, 0);
+  std::mt19937 rng(3);
+  int moved = 0;
+  for (int i = 0; i < 50; ++i) {
+    const cv::Mat out = augment(band, light, rng);
+    EXPECT_TRUE(only_flipped_or_shifted(out, band)) << "draw " << i;
+    moved += cv::norm(out, band, cv::NORM_INF) != 0;
+  }
+  EXPECT_GT(moved, 40);  // it does shift
+
+  // The check above catches what the standard preset does on top of that.
+  int standard_changes = 0;
+  for (int i = 0; i < 10; ++i)
+    standard_changes +=
+        !only_flipped_or_shifted(augment(band, augmentation_preset("standard"), rng), band);
+  EXPECT_EQ(standard_changes, 10);
+  EXPECT_EQ(augmentation_preset("standard").to_json(), Augmentation{}.to_json());
+  EXPECT_EQ(augmentation_preset("none").to_json(), Augmentation::none().to_json());
+
+  EXPECT_NE(testing::error_of([] {
+              augmentation_preset("heavy");
+            }).find("augmentation preset 'heavy' is unknown: use standard, light, none"),
+            std::string::npos);
 }
 
 TEST(ImageTest, PreprocessingAndAugmentationJsonRoundTrip) {

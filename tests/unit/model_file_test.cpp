@@ -2,6 +2,7 @@
 #include "model/model_file.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 #include <torch/optim/sgd.h>
 #include <torch/types.h>
 
@@ -14,6 +15,7 @@
 #include "model/backbone.h"
 #include "model/losses.h"
 #include "test_support.h"
+#include "train/trainer.h"
 
 namespace garmentnet {
 namespace {
@@ -267,6 +269,59 @@ TEST_F(TorchScriptBackboneTest, FreezingAndModelFileRoundTrip) {
   const HeadOutputs actual = loaded.model->forward(images);
   for (const auto& head : {"cc3", "tags"})
     EXPECT_TRUE(torch::equal(expected.at(head), actual.at(head))) << head;
+}
+
+int64_t element_count(const std::vector<torch::Tensor>& tensors) {
+  int64_t count = 0;
+  for (const auto& tensor : tensors) count += tensor.numel();
+  return count;
+}
+
+TEST_F(TorchScriptBackboneTest, HasTheNativeParametersAndTrainsFineTunesAndResumes) {
+  // Every weight of the TorchScript module is a parameter of the backbone, as many as the native
+  // resnet18 has, and batch-norm statistics are buffers.
+  Backbone imported = open_backbone("torchscript:" + script_path().string());
+  Backbone native = make_native_backbone("resnet18");
+  EXPECT_EQ(element_count(imported->parameters()), element_count(native->parameters()));
+  EXPECT_EQ(imported->parameters().size(), native->parameters().size());
+  EXPECT_EQ(element_count(imported->parameters()), 11'176'512);
+  EXPECT_EQ(element_count(imported->buffers()), element_count(native->buffers()));
+
+  // Fine-tuning the last block through `train` changes that block's weights and no other's.
+  TempDir dir;
+  TrainOptions options = testing::quick_train_options(dir / "run", 1);
+  options.backbone = "torchscript:" + script_path().string();
+  options.transfer = "finetune";
+  options.unfreeze_blocks = 1;
+  options.image_size = 16;
+  options.batch_size = 128;
+  train_model(options);
+  auto backbone_of = [](const std::filesystem::path& model) {
+    return load_model_file(model).model->backbone();
+  };
+  Backbone after_one = backbone_of(dir / "run/checkpoint.gnm");
+  EXPECT_TRUE(torch::equal(after_one->block_parameters("conv1")[0],
+                           imported->block_parameters("conv1")[0]));
+  EXPECT_TRUE(torch::equal(after_one->block_parameters("layer3")[0],
+                           imported->block_parameters("layer3")[0]));
+  EXPECT_FALSE(torch::equal(after_one->block_parameters("layer4")[0],
+                            imported->block_parameters("layer4")[0]));
+  EXPECT_EQ(element_count(after_one->parameters()), element_count(imported->parameters()));
+
+  // Resuming continues from the embedded module's weights with the saved optimizer state.
+  options.resume = true;
+  options.epochs = 2;
+  train_model(options);
+  spdlog::default_logger()->flush();
+  const std::string log = read_file(dir / "run/train.log");
+  EXPECT_NE(log.find("resuming at epoch 2 of 2"), std::string::npos) << log;
+  EXPECT_EQ(log.find("fresh optimizer state"), std::string::npos) << log;
+  Backbone after_two = backbone_of(dir / "run/checkpoint.gnm");
+  EXPECT_FALSE(torch::equal(after_two->block_parameters("layer4")[0],
+                            after_one->block_parameters("layer4")[0]));
+  EXPECT_TRUE(torch::equal(after_two->block_parameters("conv1")[0],
+                           imported->block_parameters("conv1")[0]));
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "run/metrics.json")).size(), 2u);
 }
 
 }  // namespace
