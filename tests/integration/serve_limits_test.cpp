@@ -195,7 +195,8 @@ TEST(ServeLimits, DefaultThreadsServe64ConnectionsAtOnceAndAFullQueueStillRefuse
   options.batching.max_wait = std::chrono::milliseconds(2000);
   {
     RunningServer server(options);
-    for (const int status : post_concurrently(server, 64)) EXPECT_EQ(status, 200) << "negative: httplib::Error";
+    for (const int status : post_concurrently(server, 64))
+      EXPECT_EQ(status, 200) << "negative: httplib::Error";
     const std::string metrics = server.client()->Get("/metrics")->body;
     EXPECT_EQ(metric_value(metrics, "garmentnet_batch_size_sum"), 64) << metrics;
     EXPECT_LE(metric_value(metrics, "garmentnet_batch_size_count"), 2) << metrics;
