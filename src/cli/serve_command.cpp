@@ -20,6 +20,12 @@ void add_serve_command(CLI::App& app) {
   auto* file = command->add_option("--model", o->models.model_file,
                                    "Serve this one model file (as version 1)");
   base->excludes(file);
+  command
+      ->add_option("--serve-versions", o->models.served_versions,
+                   "How many of the highest versions stay loaded; older ones answer at "
+                   "/v1/models/NAME/versions/V")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   command->add_option("--model-name", o->model_name, "Name in the URLs: /v1/models/NAME")
       ->capture_default_str();
   command->add_option("--host", o->http.host, "Address to bind (0.0.0.0 for every interface)")
@@ -47,7 +53,9 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--max-pixels", o->limits.image.max_pixels, "Pixels per image")
       ->capture_default_str();
-  command->add_option("--http-threads", o->http.threads, "Connection worker threads")
+  command
+      ->add_option("--http-threads", o->http.threads,
+                   "Connection worker threads: open keep-alive connections served at once")
       ->capture_default_str();
   command->add_option("--decode-threads", o->decode_threads, "Image decode workers (0 = all cores)")
       ->capture_default_str();

@@ -18,10 +18,17 @@ void init_logging(const std::string& level) {
   spdlog::set_level(parsed);
 }
 
-void add_log_file(const std::filesystem::path& path) {
-  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string());
-  sink->set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
-  spdlog::default_logger()->sinks().push_back(sink);
+LogFile::LogFile(const std::filesystem::path& path)
+    : sink_(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string())) {
+  sink_->set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
+  auto logger = spdlog::default_logger();
+  logger->sinks().push_back(sink_);
+  logger->flush_on(spdlog::level::trace);
+}
+
+LogFile::~LogFile() {
+  auto& sinks = spdlog::default_logger()->sinks();
+  std::erase(sinks, sink_);
 }
 
 }  // namespace garmentnet

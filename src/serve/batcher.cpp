@@ -60,19 +60,23 @@ std::vector<Batcher::Job> Batcher::next_batch() {
   wake_.wait_until(lock, deadline, [this] {
     return stopping_ || queued_images_ >= static_cast<size_t>(options_.max_batch_size);
   });
+  // One batch runs one model version. With several versions served, requests for the front
+  // one's version are gathered from anywhere in the queue; the others keep their order.
   std::vector<Job> jobs;
   size_t images = 0;
-  while (!queue_.empty()) {
-    Job& next = queue_.front();
-    // One batch runs one model version: a hot swap splits batches at the boundary.
-    const bool fits = jobs.empty() ||
-                      (next.model == jobs.front().model &&
-                       images + next.images.size() <= static_cast<size_t>(options_.max_batch_size));
+  const std::shared_ptr<const Predictor> model = queue_.front().model;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (it->model != model) {
+      ++it;
+      continue;
+    }
+    const bool fits =
+        jobs.empty() || images + it->images.size() <= static_cast<size_t>(options_.max_batch_size);
     if (!fits) break;
-    images += next.images.size();
-    queued_images_ -= next.images.size();
-    jobs.push_back(std::move(next));
-    queue_.pop_front();
+    images += it->images.size();
+    queued_images_ -= it->images.size();
+    jobs.push_back(std::move(*it));
+    it = queue_.erase(it);
   }
   return jobs;
 }

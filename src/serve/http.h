@@ -47,10 +47,13 @@ struct HttpResponse {
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpServerOptions {
-  std::string host = "127.0.0.1";         // interface to bind; "0.0.0.0" for all
-  int port = 8501;                        // 0 = any free port (see HttpServer::port)
-  size_t max_body_bytes = 10 << 20;       // larger bodies get 413 before they are read
-  int threads = 8;                        // connection worker threads
+  std::string host = "127.0.0.1";    // interface to bind; "0.0.0.0" for all
+  int port = 8501;                   // 0 = any free port (see HttpServer::port)
+  size_t max_body_bytes = 10 << 20;  // larger bodies get 413 before they are read
+  // Connection worker threads. cpp-httplib keeps a thread per open keep-alive connection; they
+  // mostly wait on the batcher, so this is sized for a load balancer's connection pool.
+  int threads = 128;
+  size_t max_waiting_connections = 128;   // accepted, waiting for a thread; beyond, accept pauses
   int read_timeout_s = 10;                // a client silent this long is dropped
   int write_timeout_s = 10;               // a client not reading this long is dropped
   int keep_alive_timeout_s = 5;           // idle keep-alive connections close after this

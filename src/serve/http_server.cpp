@@ -1,7 +1,13 @@
 #include <httplib.h>
 #include <strings.h>
+#include <sys/socket.h>
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "serve/http.h"
@@ -29,6 +35,67 @@ struct HttpServer::Impl {
 };
 
 namespace {
+
+// cpp-httplib hands every accepted connection to a task queue and a worker keeps it for as long as
+// the client keeps it alive. httplib's own pool lets connections wait in an unbounded list; this
+// one lets at most `max_waiting` wait and otherwise blocks the accept loop, so further clients
+// wait in the kernel's listen backlog (bounded) instead of in this process's memory.
+class ConnectionPool final : public httplib::TaskQueue {
+ public:
+  ConnectionPool(size_t threads, size_t max_waiting)
+      : max_waiting_(std::max<size_t>(1, max_waiting)) {
+    workers_.reserve(threads);
+    for (size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+  }
+  ~ConnectionPool() override { shutdown(); }
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  void enqueue(std::function<void()> connection) override {
+    {
+      std::unique_lock lock(mutex_);
+      has_room_.wait(lock, [this] { return waiting_.size() < max_waiting_ || shutting_down_; });
+      waiting_.push_back(std::move(connection));
+    }
+    has_work_.notify_one();
+  }
+
+  // Serves the connections already accepted, then ends the workers.
+  void shutdown() override {
+    {
+      std::lock_guard lock(mutex_);
+      if (shutting_down_) return;
+      shutting_down_ = true;
+    }
+    has_work_.notify_all();
+    has_room_.notify_all();
+    for (std::thread& worker : workers_) worker.join();
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::function<void()> connection;
+      {
+        std::unique_lock lock(mutex_);
+        has_work_.wait(lock, [this] { return !waiting_.empty() || shutting_down_; });
+        if (waiting_.empty()) return;
+        connection = std::move(waiting_.front());
+        waiting_.pop_front();
+      }
+      has_room_.notify_one();
+      connection();
+    }
+  }
+
+  const size_t max_waiting_;
+  std::mutex mutex_;
+  std::condition_variable has_work_;
+  std::condition_variable has_room_;
+  std::deque<std::function<void()>> waiting_;
+  bool shutting_down_ = false;
+  std::vector<std::thread> workers_;
+};
 
 HttpRequest to_request(const httplib::Request& in) {
   HttpRequest out;
@@ -73,9 +140,10 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
     : impl_(std::make_unique<Impl>()) {
   impl_->handler = std::move(handler);
   httplib::Server& server = impl_->server;
-  const int threads = std::max(1, options.threads);
-  server.new_task_queue = [threads] {
-    return new httplib::ThreadPool(static_cast<size_t>(threads));
+  const auto threads = static_cast<size_t>(std::max(1, options.threads));
+  const size_t max_waiting = options.max_waiting_connections;
+  server.new_task_queue = [threads, max_waiting] {
+    return new ConnectionPool(threads, max_waiting);
   };
   server.set_payload_max_length(options.max_body_bytes);
   server.set_tcp_nodelay(true);  // else small answers wait ~40 ms for delayed ACKs (Nagle)
@@ -107,6 +175,15 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
         response.status = 500;
         response.set_content(R"({"error":"internal error"})", "application/json");
       });
+  // cpp-httplib listens with a backlog of 5: a load balancer or benchmark opening dozens of
+  // connections at once overflows it and some connections fail. The listening socket is
+  // remembered while binding and given the system's maximum backlog afterwards (calling listen()
+  // again on a listening socket only changes its backlog).
+  int listening_socket = -1;
+  server.set_socket_options([&listening_socket](socket_t socket) {
+    httplib::default_socket_options(socket);
+    listening_socket = socket;
+  });
   if (options.port == 0) {
     impl_->port = server.bind_to_any_port(options.host);
     if (impl_->port < 0) fail("cannot bind {} on any port", options.host);
@@ -119,6 +196,8 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
     }
     impl_->port = options.port;
   }
+  server.set_socket_options(httplib::default_socket_options);
+  if (listening_socket >= 0) ::listen(listening_socket, SOMAXCONN);
 }
 
 HttpServer::~HttpServer() { stop(); }

@@ -1,5 +1,11 @@
-// KServe v2 / Triton inference protocol (JSON): health, server and model metadata, readiness
-// and /infer with an image tensor [N,H,W,3] (FP32 or UINT8) or a BYTES tensor of encoded images.
+// KServe v2 / Triton inference protocol: health, server and model metadata, readiness and /infer
+// with an image tensor [N,H,W,3] (FP32 or UINT8) or a BYTES tensor of encoded images, in JSON or
+// with the binary tensor data extension (raw bytes after the JSON header, both ways).
+#include <bit>
+#include <charconv>
+#include <cstring>
+#include <map>
+
 #include "core/error.h"
 #include "serve/service.h"
 
@@ -9,6 +15,9 @@ namespace {
 constexpr const char* kInputName = "images";
 
 nlohmann::json model_metadata(const Service& service, const LoadedModel& model) {
+  nlohmann::json versions = nlohmann::json::array();
+  for (const int64_t version : service.registry().served_versions())
+    versions.push_back(std::to_string(version));
   nlohmann::json outputs = nlohmann::json::array();
   for (const HeadSpec& head : model.predictor->spec().heads) {
     outputs.push_back({{"name", head.name},
@@ -16,11 +25,17 @@ nlohmann::json model_metadata(const Service& service, const LoadedModel& model) 
                        {"shape", {-1, static_cast<int64_t>(head.num_outputs())}}});
   }
   return {{"name", service.options().model_name},
-          {"versions", {std::to_string(model.version)}},
+          {"versions", versions},
           {"platform", "garmentnet"},
           {"inputs", {{{"name", kInputName}, {"datatype", "UINT8"}, {"shape", {-1, -1, -1, 3}}}}},
           {"outputs", outputs}};
 }
+
+// The binary tensor data extension sends little-endian bytes; this server reads them in place.
+static_assert(std::endian::native == std::endian::little,
+              "binary tensors need a little-endian host");
+
+constexpr const char* kHeaderLengthField = "Inference-Header-Content-Length";
 
 // Appends the numbers of a flat or nested `data` list to `out`.
 void flatten_numbers(const nlohmann::json& data, std::vector<double>& out) {
@@ -35,9 +50,16 @@ void flatten_numbers(const nlohmann::json& data, std::vector<double>& out) {
   }
 }
 
-// A [N,H,W,3] (or [H,W,3]) numeric tensor as N RGB uint8 images; same value scales as :predict.
-std::vector<cv::Mat> images_from_tensor(const nlohmann::json& input, const std::string& datatype,
-                                        const RequestLimits& limits) {
+// The shape of an image batch tensor: [N,H,W,3] (or [H,W,3], read as N = 1).
+struct ImageBatchShape {
+  int64_t count = 0;
+  int64_t height = 0;
+  int64_t width = 0;
+  size_t values() const { return static_cast<size_t>(count * height * width * 3); }
+  std::string text() const { return fmt::format("[{}, {}, {}, 3]", count, height, width); }
+};
+
+ImageBatchShape image_batch_shape(const nlohmann::json& input, const RequestLimits& limits) {
   std::vector<int64_t> shape = input.at("shape").get<std::vector<int64_t>>();
   if (shape.size() == 3) shape.insert(shape.begin(), 1);
   if (shape.size() != 4 || shape[3] != 3 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1) {
@@ -50,38 +72,86 @@ std::vector<cv::Mat> images_from_tensor(const nlohmann::json& input, const std::
       static_cast<double>(limits.image.max_pixels)) {
     fail("{}×{} pixels is more than the limit of {}", shape[2], shape[1], limits.image.max_pixels);
   }
-  const nlohmann::json& data = input.at("data");
-  if (!data.is_array()) fail("input \"data\" must be a list");
-  std::vector<double> values;
-  flatten_numbers(data, values);
-  const size_t expected = static_cast<size_t>(shape[0] * shape[1] * shape[2] * 3);
-  if (values.size() != expected)
-    fail("input \"data\" has {} values; shape {} needs {}", values.size(),
-         nlohmann::json(shape).dump(), expected);
+  return {.count = shape[0], .height = shape[1], .width = shape[2]};
+}
+
+// N RGB uint8 images from shape.values() numbers; `value(i)` reads the i-th. Same value scales as
+// :predict: 0–255, or [0, 1] for floating-point data whose values are all at most 1.
+template <typename ValueAt>
+std::vector<cv::Mat> images_from_values(const ImageBatchShape& shape, bool floating_point,
+                                        ValueAt value) {
   double largest = 0;
-  for (const double v : values) {
+  for (size_t i = 0; i < shape.values(); ++i) {
+    const double v = value(i);
     if (!std::isfinite(v) || v < 0 || v > 255) fail("input value {} is outside 0–255", v);
     largest = std::max(largest, v);
   }
-  const double scale = datatype.starts_with("FP") && largest <= 1.0 ? 255.0 : 1.0;
+  const double scale = floating_point && largest <= 1.0 ? 255.0 : 1.0;
   std::vector<cv::Mat> images;
-  const size_t per_image = expected / static_cast<size_t>(shape[0]);
-  for (int64_t n = 0; n < shape[0]; ++n) {
-    cv::Mat image(static_cast<int>(shape[1]), static_cast<int>(shape[2]), CV_8UC3);
+  const size_t per_image = shape.values() / static_cast<size_t>(shape.count);
+  for (int64_t n = 0; n < shape.count; ++n) {
+    cv::Mat image(static_cast<int>(shape.height), static_cast<int>(shape.width), CV_8UC3);
     uint8_t* out = image.ptr<uint8_t>();
     for (size_t i = 0; i < per_image; ++i) {
       out[i] =
-          static_cast<uint8_t>(std::lround(values[static_cast<size_t>(n) * per_image + i] * scale));
+          static_cast<uint8_t>(std::lround(value(static_cast<size_t>(n) * per_image + i) * scale));
     }
     images.push_back(image);
   }
   return images;
 }
 
-// A BYTES tensor: each element is a base64-encoded JPEG/PNG/WebP (JSON cannot carry raw bytes).
-std::vector<nlohmann::json> instances_from_bytes(const nlohmann::json& input,
-                                                 const RequestLimits& limits) {
-  const nlohmann::json& data = input.at("data");
+// A numeric tensor whose values are in the JSON "data" list (flat or nested).
+std::vector<cv::Mat> images_from_json_tensor(const nlohmann::json& input,
+                                             const std::string& datatype,
+                                             const RequestLimits& limits) {
+  const ImageBatchShape shape = image_batch_shape(input, limits);
+  if (!input.contains("data") || !input["data"].is_array())
+    fail("input \"data\" must be a list (or declare \"binary_data_size\" and send the bytes)");
+  std::vector<double> values;
+  flatten_numbers(input["data"], values);
+  if (values.size() != shape.values())
+    fail("input \"data\" has {} values; shape {} needs {}", values.size(), shape.text(),
+         shape.values());
+  return images_from_values(shape, datatype.starts_with("FP"), [&](size_t i) { return values[i]; });
+}
+
+// A numeric tensor sent as raw little-endian bytes (binary tensor data extension).
+std::vector<cv::Mat> images_from_binary_tensor(const nlohmann::json& input,
+                                               const std::string& datatype, std::string_view bytes,
+                                               const RequestLimits& limits) {
+  const ImageBatchShape shape = image_batch_shape(input, limits);
+  const size_t element_bytes = datatype == "FP32" ? 4 : 1;
+  if (bytes.size() != shape.values() * element_bytes) {
+    fail("binary_data_size is {} bytes but shape {} of {} ({} byte(s) per value) needs {}",
+         bytes.size(), shape.text(), datatype, element_bytes, shape.values() * element_bytes);
+  }
+  if (datatype == "UINT8") {
+    return images_from_values(shape, false, [&](size_t i) {
+      return static_cast<double>(static_cast<uint8_t>(bytes[i]));
+    });
+  }
+  return images_from_values(shape, true, [&](size_t i) {
+    float value = 0;
+    std::memcpy(&value, bytes.data() + i * 4, 4);
+    return static_cast<double>(value);
+  });
+}
+
+// The number of elements a BYTES tensor's shape holds: [N] or [N, 1].
+size_t bytes_tensor_elements(const nlohmann::json& input, const RequestLimits& limits) {
+  const std::vector<int64_t> shape = input.at("shape").get<std::vector<int64_t>>();
+  if (shape.empty() || shape.size() > 2 || shape[0] < 1 || (shape.size() == 2 && shape[1] != 1))
+    fail("a BYTES input has shape [N] (or [N, 1]): one encoded image per element");
+  if (static_cast<size_t>(shape[0]) > limits.max_instances)
+    fail("{} images in one request; the limit is {}", shape[0], limits.max_instances);
+  return static_cast<size_t>(shape[0]);
+}
+
+// A BYTES tensor in JSON: each element is a base64-encoded JPEG/PNG/WebP.
+std::vector<nlohmann::json> instances_from_json_bytes(const nlohmann::json& input,
+                                                      const RequestLimits& limits) {
+  const nlohmann::json& data = input.contains("data") ? input["data"] : nlohmann::json();
   if (!data.is_array() || data.empty())
     fail("BYTES input \"data\" must be a non-empty list of base64 strings");
   if (data.size() > limits.max_instances)
@@ -94,62 +164,186 @@ std::vector<nlohmann::json> instances_from_bytes(const nlohmann::json& input,
   return instances;
 }
 
+// A BYTES tensor in binary: each element is a 4-byte little-endian length, then that many bytes.
+std::vector<std::string_view> elements_from_binary_bytes(std::string_view bytes, size_t expected) {
+  std::vector<std::string_view> elements;
+  size_t at = 0;
+  while (at < bytes.size()) {
+    if (bytes.size() - at < 4)
+      fail("BYTES element {} is cut off in its 4-byte length prefix", elements.size());
+    uint32_t length = 0;
+    std::memcpy(&length, bytes.data() + at, 4);
+    at += 4;
+    if (length > bytes.size() - at) {
+      fail("BYTES element {} declares {} bytes but only {} remain of binary_data_size",
+           elements.size(), length, bytes.size() - at);
+    }
+    elements.push_back(bytes.substr(at, length));
+    at += length;
+  }
+  if (elements.size() != expected)
+    fail("the BYTES input holds {} element(s) but its shape says {}", elements.size(), expected);
+  return elements;
+}
+
+// An /infer request: the JSON header and, with the binary tensor data extension, the bytes after
+// it.
+struct InferRequest {
+  nlohmann::json header;
+  std::string_view binary;  // everything after the JSON header ("" without the extension)
+};
+
+InferRequest split_infer_request(const HttpRequest& request, const RequestLimits& limits) {
+  const std::string declared = request.header(kHeaderLengthField);
+  std::string_view json_text = request.body;
+  std::string_view binary;
+  if (!declared.empty()) {
+    size_t length = 0;
+    const auto [end, error] =
+        std::from_chars(declared.data(), declared.data() + declared.size(), length);
+    if (error != std::errc() || end != declared.data() + declared.size())
+      fail("{} must be a byte count, got \"{}\"", kHeaderLengthField, declared);
+    if (length > request.body.size()) {
+      fail("{} is {} but the body has only {} bytes", kHeaderLengthField, length,
+           request.body.size());
+    }
+    json_text = json_text.substr(0, length);
+    binary = std::string_view(request.body).substr(length);
+  }
+  return {.header = parse_json_body(json_text, limits), .binary = binary};
+}
+
+// The "binary_data_size" parameter of an input, when it has one.
+std::optional<size_t> binary_data_size(const nlohmann::json& input) {
+  if (!input.contains("parameters") || !input["parameters"].is_object() ||
+      !input["parameters"].contains("binary_data_size"))
+    return std::nullopt;
+  const nlohmann::json& size = input["parameters"]["binary_data_size"];
+  if (!size.is_number_unsigned()) fail("\"binary_data_size\" must be a non-negative integer");
+  return size.get<size_t>();
+}
+
+// A boolean request or output parameter; `fallback` when absent.
+bool bool_parameter(const nlohmann::json& object, const char* name, bool fallback) {
+  if (!object.is_object() || !object.contains("parameters") || !object["parameters"].is_object())
+    return fallback;
+  const nlohmann::json& parameters = object["parameters"];
+  if (!parameters.contains(name)) return fallback;
+  if (!parameters[name].is_boolean()) fail("parameter \"{}\" must be true or false", name);
+  return parameters[name].get<bool>();
+}
+
+std::vector<cv::Mat> decode_input(Service& service, const LoadedModel& model,
+                                  const nlohmann::json& input, std::string_view binary) {
+  const RequestLimits& limits = service.options().limits;
+  const std::string datatype = input["datatype"].get<std::string>();
+  const std::optional<size_t> declared = binary_data_size(input);
+  if (!declared) {
+    if (!binary.empty()) {
+      fail("{} bytes follow the JSON header but no input declares \"binary_data_size\"",
+           binary.size());
+    }
+    if (datatype == "BYTES")
+      return service.decode_instances(instances_from_json_bytes(input, limits), *model.predictor);
+    if (datatype == "FP32" || datatype == "FP64" || datatype == "UINT8" || datatype == "INT32" ||
+        datatype == "INT64") {
+      return service.resize_images(images_from_json_tensor(input, datatype, limits),
+                                   *model.predictor);
+    }
+    fail(
+        "datatype {} is not supported; send FP32 or UINT8 pixels [N,H,W,3] or BYTES of encoded "
+        "images",
+        datatype);
+  }
+  if (*declared != binary.size()) {
+    fail("input declares binary_data_size {} but {} bytes follow the JSON header{}", *declared,
+         binary.size(),
+         binary.empty() ? fmt::format(" (is the {} header missing?)", kHeaderLengthField) : "");
+  }
+  if (input.contains("data"))
+    fail("an input with \"binary_data_size\" sends its values after the JSON, not in \"data\"");
+  if (datatype == "BYTES") {
+    return service.decode_encoded_images(
+        elements_from_binary_bytes(binary, bytes_tensor_elements(input, limits)), *model.predictor);
+  }
+  if (datatype == "FP32" || datatype == "UINT8") {
+    return service.resize_images(images_from_binary_tensor(input, datatype, binary, limits),
+                                 *model.predictor);
+  }
+  fail(
+      "binary datatype {} is not supported; send FP32 or UINT8 pixels [N,H,W,3] or BYTES of "
+      "encoded images",
+      datatype);
+}
+
 HttpResponse infer(Service& service, const HttpRequest& request, const std::string& name,
                    std::optional<int64_t> version) {
   service.check_api_key(request);
   const auto model = service.find_model(name, version);
-  const nlohmann::json body = parse_json_body(request.body, service.options().limits);
+  const InferRequest parsed = split_infer_request(request, service.options().limits);
+  const nlohmann::json& body = parsed.header;
   if (!body.is_object() || !body.contains("inputs") || !body["inputs"].is_array() ||
       body["inputs"].size() != 1) {
     fail("the request needs \"inputs\": a list with one tensor (an image batch)");
   }
   const nlohmann::json& input = body["inputs"][0];
   if (!input.is_object() || !input.contains("datatype") || !input.contains("shape") ||
-      !input.contains("data") || !input["datatype"].is_string() || !input["shape"].is_array()) {
+      !input["datatype"].is_string() || !input["shape"].is_array()) {
     fail("the input tensor needs \"name\", \"shape\", \"datatype\" and \"data\"");
   }
-  const std::string datatype = input["datatype"].get<std::string>();
   std::vector<cv::Mat> resized;
   try {
-    if (datatype == "BYTES") {
-      resized = service.decode_instances(instances_from_bytes(input, service.options().limits),
-                                         *model->predictor);
-    } else if (datatype == "FP32" || datatype == "FP64" || datatype == "UINT8" ||
-               datatype == "INT32" || datatype == "INT64") {
-      resized = service.resize_images(images_from_tensor(input, datatype, service.options().limits),
-                                      *model->predictor);
-    } else {
-      fail(
-          "datatype {} is not supported; send FP32 or UINT8 pixels [N,H,W,3] or BYTES of encoded "
-          "images",
-          datatype);
-    }
+    resized = decode_input(service, *model, input, parsed.binary);
   } catch (const nlohmann::json::exception& e) {
     fail("bad input tensor: {}", e.what());
   }
-  const size_t rows = resized.size();
-  const HeadProbabilities probabilities = service.infer(*model, std::move(resized));
-  std::vector<std::string> wanted;
-  if (body.contains("outputs") && body["outputs"].is_array()) {
+  // Which heads to answer, and which of them as binary data.
+  const bool binary_by_default = bool_parameter(body, "binary_data_output", false);
+  std::map<std::string, bool> wanted;  // head → as binary
+  if (body.contains("outputs")) {
+    if (!body["outputs"].is_array()) fail("\"outputs\" must be a list of {{\"name\": ...}}");
     for (const nlohmann::json& output : body["outputs"]) {
-      if (output.is_object() && output.contains("name") && output["name"].is_string())
-        wanted.push_back(output["name"]);
+      if (!output.is_object() || !output.contains("name") || !output["name"].is_string())
+        fail("each requested output needs a \"name\"");
+      const std::string head = output["name"];
+      if (!model->predictor->spec().find_head(head)) {
+        fail("no output \"{}\"; this model's outputs are its heads (see GET /v2/models/{})", head,
+             name);
+      }
+      wanted[head] = bool_parameter(output, "binary_data", binary_by_default);
     }
   }
+  const size_t rows = resized.size();
+  const HeadProbabilities probabilities = service.infer(*model, std::move(resized));
   nlohmann::json outputs = nlohmann::json::array();
+  std::string binary_outputs;
   for (const HeadSpec& head : model->predictor->spec().heads) {
-    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), head.name) == wanted.end())
-      continue;
-    outputs.push_back({{"name", head.name},
-                       {"datatype", "FP32"},
-                       {"shape", {rows, head.num_outputs()}},
-                       {"data", probabilities.at(head.name)}});
+    const auto requested = wanted.find(head.name);
+    if (!wanted.empty() && requested == wanted.end()) continue;
+    const bool as_binary = requested == wanted.end() ? binary_by_default : requested->second;
+    const std::vector<float>& values = probabilities.at(head.name);
+    nlohmann::json output = {
+        {"name", head.name}, {"datatype", "FP32"}, {"shape", {rows, head.num_outputs()}}};
+    if (as_binary) {
+      const size_t size = values.size() * sizeof(float);
+      output["parameters"] = {{"binary_data_size", size}};
+      binary_outputs.append(reinterpret_cast<const char*>(values.data()), size);
+    } else {
+      output["data"] = values;
+    }
+    outputs.push_back(std::move(output));
   }
   nlohmann::json answer = {{"model_name", name},
                            {"model_version", std::to_string(model->version)},
                            {"outputs", outputs}};
   if (body.contains("id")) answer["id"] = body["id"];
-  return json_response(200, answer);
+  HttpResponse response = json_response(200, answer);
+  if (!binary_outputs.empty()) {
+    response.headers.emplace(kHeaderLengthField, std::to_string(response.body.size()));
+    response.content_type = "application/octet-stream";
+    response.body += binary_outputs;
+  }
+  return response;
 }
 
 }  // namespace
@@ -159,9 +353,9 @@ HttpResponse handle_kserve(Service& service, const HttpRequest& request, std::st
   route_label = "kserve";
   const bool get = request.method == "GET";
   if (s.size() == 1 && get) {
-    return json_response(
-        200,
-        {{"name", "garmentnet"}, {"version", "0.1.0"}, {"extensions", nlohmann::json::array()}});
+    return json_response(200, {{"name", "garmentnet"},
+                               {"version", "0.1.0"},
+                               {"extensions", nlohmann::json::array({"binary_tensor_data"})}});
   }
   if (s.size() == 3 && s[1] == "health" && get && (s[2] == "live" || s[2] == "ready")) {
     route_label = "health";

@@ -53,7 +53,20 @@ ModelRegistry::~ModelRegistry() { stop_watching(); }
 
 std::shared_ptr<const LoadedModel> ModelRegistry::current() const {
   std::lock_guard lock(mutex_);
-  return current_;
+  return loaded_.empty() ? nullptr : loaded_.rbegin()->second;
+}
+
+std::shared_ptr<const LoadedModel> ModelRegistry::find(int64_t version) const {
+  std::lock_guard lock(mutex_);
+  const auto found = loaded_.find(version);
+  return found == loaded_.end() ? nullptr : found->second;
+}
+
+std::vector<int64_t> ModelRegistry::served_versions() const {
+  std::lock_guard lock(mutex_);
+  std::vector<int64_t> out;
+  for (auto it = loaded_.rbegin(); it != loaded_.rend(); ++it) out.push_back(it->first);
+  return out;
 }
 
 std::vector<VersionStatus> ModelRegistry::statuses() const {
@@ -127,17 +140,13 @@ bool ModelRegistry::try_load(int64_t version, const fs::path& file) {
         LoadedModel{.version = version,
                     .predictor = std::move(predictor),
                     .loaded_at = std::chrono::system_clock::now()});
-    int64_t previous = -1;
     {
       std::lock_guard lock(mutex_);
-      if (current_) previous = current_->version;
-      current_ = std::move(loaded);
+      loaded_[version] = std::move(loaded);
       failed_.erase(version);
       statuses_[version] = {.version = version, .state = VersionState::Available, .error = ""};
-      if (previous >= 0 && previous != version) statuses_[previous].state = VersionState::End;
     }
-    spdlog::info("serving model version {}{}", version,
-                 previous >= 0 && previous != version ? fmt::format(" (was {})", previous) : "");
+    spdlog::info("serving model version {}", version);
     if (observer_) observer_(version, true);
     return true;
   } catch (const std::exception& e) {
@@ -152,24 +161,59 @@ bool ModelRegistry::try_load(int64_t version, const fs::path& file) {
   }
 }
 
+void ModelRegistry::record_unusable(const Candidate& candidate) {
+  bool changed = false;
+  {
+    std::lock_guard lock(mutex_);
+    VersionStatus& status = statuses_[candidate.version];
+    changed = status.error != candidate.problem;
+    status = {.version = candidate.version, .state = VersionState::End, .error = candidate.problem};
+  }
+  if (changed) spdlog::warn("model version {}: {}", candidate.version, candidate.problem);
+}
+
 void ModelRegistry::poll() {
   std::lock_guard poll_lock(poll_mutex_);
-  const std::shared_ptr<const LoadedModel> served = current();
-  for (const Candidate& candidate : scan()) {
-    if (served && candidate.version <= served->version) break;
-    if (candidate.file.empty()) {
-      bool changed = false;
-      {
-        std::lock_guard lock(mutex_);
-        VersionStatus& status = statuses_[candidate.version];
-        changed = status.error != candidate.problem;
-        status = {
-            .version = candidate.version, .state = VersionState::End, .error = candidate.problem};
-      }
-      if (changed) spdlog::warn("model version {}: {}", candidate.version, candidate.problem);
-      continue;
+  std::vector<Candidate> candidates = scan();
+  // A served version whose folder was removed stays served: removing files never unloads.
+  for (const int64_t version : served_versions()) {
+    if (std::none_of(candidates.begin(), candidates.end(),
+                     [&](const Candidate& c) { return c.version == version; })) {
+      candidates.push_back({.version = version, .file = {}, .problem = {}});
     }
-    if (try_load(candidate.version, candidate.file)) break;
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Candidate& a, const Candidate& b) { return a.version > b.version; });
+  // Keep the highest versions that are loaded or load now, down to served_versions of them.
+  const auto wanted = static_cast<size_t>(std::max(1, options_.served_versions));
+  std::vector<int64_t> keep;
+  for (const Candidate& candidate : candidates) {
+    if (keep.size() == wanted) break;
+    if (find(candidate.version)) {
+      keep.push_back(candidate.version);
+    } else if (candidate.file.empty()) {
+      record_unusable(candidate);
+    } else if (try_load(candidate.version, candidate.file)) {
+      keep.push_back(candidate.version);
+    }
+  }
+  std::vector<int64_t> unloaded;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = loaded_.begin(); it != loaded_.end();) {
+      if (std::find(keep.begin(), keep.end(), it->first) != keep.end()) {
+        ++it;
+        continue;
+      }
+      // Requests and queued batches hold their own reference: they finish on this version.
+      statuses_[it->first].state = VersionState::End;
+      unloaded.push_back(it->first);
+      it = loaded_.erase(it);
+    }
+  }
+  for (const int64_t version : unloaded) {
+    spdlog::info("unloading model version {} (serving {} version(s), newest {})", version,
+                 keep.size(), keep.front());
   }
 }
 

@@ -1,8 +1,10 @@
 // The served model and its versions. A base path holds integer version folders
-// (DIR/<version>/model.gnm, or the one .gnm file inside); the highest version that loads is
-// served. A watcher thread polls for new versions, loads and warms each up off the request path
-// and swaps it in atomically: requests already holding the old model finish on it. A version
-// that fails to load never replaces a good one; its error is kept for the status route.
+// (DIR/<version>/model.gnm, or the one .gnm file inside); the `served_versions` highest versions
+// that load are served, the highest one to requests that name no version. A watcher thread polls
+// for new versions, loads and warms each up off the request path and swaps it in atomically; the
+// oldest version beyond `served_versions` is then unloaded, and requests already holding it
+// finish on it. A version that fails to load never replaces a good one; its error is kept for the
+// status route.
 #pragma once
 
 #include <chrono>
@@ -27,6 +29,7 @@ struct ModelRegistryOptions {
   std::chrono::milliseconds poll_interval{2000};  // how often base_path is scanned for versions
   PredictorOptions predictor;                     // threads of each loaded model
   int warm_up_batch_size = 1;  // images of the warm-up run after loading; 0 = none
+  int served_versions = 1;     // how many of the highest loadable versions stay loaded
 };
 
 struct LoadedModel {
@@ -47,7 +50,7 @@ struct VersionStatus {
 
 class ModelRegistry {
  public:
-  // Called after each load attempt (for metrics and logs).
+  // Called after each load attempt (for metrics and logs), outside the registry's lock.
   using LoadObserver = std::function<void(int64_t version, bool loaded)>;
 
   // Checks that the base path / model file exists (InputError otherwise) but loads nothing yet.
@@ -56,12 +59,17 @@ class ModelRegistry {
   ModelRegistry(const ModelRegistry&) = delete;
   ModelRegistry& operator=(const ModelRegistry&) = delete;
 
-  // The served model, or nullptr before any version has loaded.
+  // The highest served version, or nullptr before any version has loaded.
   std::shared_ptr<const LoadedModel> current() const;
+  // That served version, or nullptr when it is not loaded.
+  std::shared_ptr<const LoadedModel> find(int64_t version) const;
+  // The versions served now, highest first.
+  std::vector<int64_t> served_versions() const;
   // Every version seen, highest first.
   std::vector<VersionStatus> statuses() const;
 
-  // Scans once and loads the best new version, if any (the watcher calls this).
+  // Scans once, loads the highest versions not loaded yet and unloads those beyond
+  // served_versions (the watcher calls this).
   void poll();
   // Starts polling every poll_interval in a background thread (no-op for a single model file).
   void start_watching();
@@ -83,11 +91,12 @@ class ModelRegistry {
   std::vector<Candidate> scan() const;
   bool try_load(int64_t version, const std::filesystem::path& file);
   void set_status(int64_t version, VersionState state, std::string error);
+  void record_unusable(const Candidate& candidate);
 
   ModelRegistryOptions options_;
   LoadObserver observer_;
-  mutable std::mutex mutex_;  // guards current_, statuses_, failed_
-  std::shared_ptr<const LoadedModel> current_;
+  mutable std::mutex mutex_;  // guards loaded_, statuses_, failed_
+  std::map<int64_t, std::shared_ptr<const LoadedModel>> loaded_;  // served versions by number
   std::map<int64_t, VersionStatus> statuses_;
   std::map<int64_t, FileStamp> failed_;
   std::mutex poll_mutex_;  // one scan/load at a time

@@ -89,11 +89,13 @@ void ServeMetrics::observe_batch(const BatchStats& stats) {
   for (const double wait : stats.queue_wait_seconds) impl_->queue_wait.Observe(wait);
 }
 
-void ServeMetrics::observe_model_load(int64_t version, bool loaded) {
+void ServeMetrics::observe_model_load(bool loaded, int64_t newest_version) {
   impl_->load_family.Add({{"model", impl_->model_name}, {"result", loaded ? "success" : "failure"}})
       .Increment();
-  if (loaded)
-    impl_->version_family.Add({{"model", impl_->model_name}}).Set(static_cast<double>(version));
+  if (newest_version >= 0) {
+    impl_->version_family.Add({{"model", impl_->model_name}})
+        .Set(static_cast<double>(newest_version));
+  }
 }
 
 void ServeMetrics::set_queued_images(size_t images) {

@@ -20,7 +20,8 @@ class ServeMetrics {
   // One answered request: counted by route and status code, its latency observed by route.
   void observe_request(const std::string& route, int status, double seconds);
   void observe_batch(const BatchStats& stats);
-  void observe_model_load(int64_t version, bool loaded);
+  // One load attempt; `newest_version` is the highest version served afterwards (-1: none).
+  void observe_model_load(bool loaded, int64_t newest_version);
   void set_queued_images(size_t images);
   void add_in_flight(int delta);
 

@@ -49,9 +49,11 @@ int64_t parse_version_segment(const std::string& text) {
 Service::Service(const ServeOptions& options)
     : options_(options),
       metrics_(options.model_name),
-      registry_(
-          options.models,
-          [this](int64_t version, bool loaded) { metrics_.observe_model_load(version, loaded); }),
+      registry_(options.models,
+                [this](int64_t, bool loaded) {
+                  const auto newest = registry_.current();
+                  metrics_.observe_model_load(loaded, newest ? newest->version : -1);
+                }),
       decode_pool_(options.decode_threads > 0 ? options.decode_threads : default_thread_count()),
       batcher_(options.batching,
                [this](const BatchStats& stats) { metrics_.observe_batch(stats); }) {
@@ -83,15 +85,15 @@ std::shared_ptr<const LoadedModel> Service::find_model(const std::string& name,
         404, fmt::format("Servable not found for request: model \"{}\" (this server serves \"{}\")",
                          name, options_.model_name));
   }
-  std::shared_ptr<const LoadedModel> model = registry_.current();
-  if (!model) throw HttpError(503, fmt::format("model \"{}\" has no version loaded yet", name));
-  if (version && *version != model->version) {
-    throw HttpError(
-        404,
-        fmt::format("Servable not found for request: model \"{}\" version {} (serving version {})",
-                    name, *version, model->version));
-  }
-  return model;
+  std::shared_ptr<const LoadedModel> model =
+      version ? registry_.find(*version) : registry_.current();
+  if (model) return model;
+  const std::vector<int64_t> served = registry_.served_versions();
+  if (served.empty() || !version)
+    throw HttpError(503, fmt::format("model \"{}\" has no version loaded yet", name));
+  throw HttpError(404, fmt::format("Servable not found for request: model \"{}\" version {} "
+                                   "(serving version {}; --serve-versions keeps more loaded)",
+                                   name, *version, fmt::join(served, ", ")));
 }
 
 std::vector<cv::Mat> Service::decode_instances(const std::vector<nlohmann::json>& instances,
@@ -103,6 +105,17 @@ std::vector<cv::Mat> Service::decode_instances(const std::vector<nlohmann::json>
     out[i] = resize_for_model(
         decode_instance(instances[i], where, options_.limits, std::min(pre.width, pre.height)),
         pre);
+  });
+  return out;
+}
+
+std::vector<cv::Mat> Service::decode_encoded_images(const std::vector<std::string_view>& files,
+                                                    const Predictor& model) {
+  std::vector<cv::Mat> out(files.size());
+  decode_pool_.parallel_for(files.size(), [&](size_t i) {
+    const std::string where = fmt::format("image {}", i);
+    out[i] = resize_for_model(decode_image(files[i], where, options_.limits.image),
+                              model.preprocessing());
   });
   return out;
 }

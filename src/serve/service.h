@@ -42,6 +42,9 @@ class Service {
   // Decodes each instance ({"b64"} or pixel array) and resizes it for `model`, on the decode pool.
   std::vector<cv::Mat> decode_instances(const std::vector<nlohmann::json>& instances,
                                         const Predictor& model);
+  // Decodes encoded images (JPEG/PNG/WebP bytes) and resizes them for `model`, on the decode pool.
+  std::vector<cv::Mat> decode_encoded_images(const std::vector<std::string_view>& files,
+                                             const Predictor& model);
   // Resizes already decoded images for `model`, on the decode pool.
   std::vector<cv::Mat> resize_images(std::vector<cv::Mat> images, const Predictor& model);
   // Runs resized images through the batcher; HttpError 429/503/504 when overloaded or too slow.

@@ -478,7 +478,7 @@ TrainResult train_model(const TrainOptions& requested) {
     fail("nothing to resume: {} has no checkpoint.gnm", out.string());
   }
   fs::create_directories(out);
-  add_log_file(out / "train.log");
+  const LogFile log_file(out / "train.log");
   write_file_atomically(out / "config.json", options_to_json(options).dump(2));
   spdlog::info("training run in {} ({} threads, seed {}, {} augmentation)", out.string(), threads,
                options.seed, options.augment);

@@ -2,6 +2,7 @@
 // server keeps answering correctly afterwards. Also backpressure, timeouts and batching.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <future>
 #include <opencv2/imgcodecs.hpp>
@@ -161,6 +162,50 @@ TEST(ServeLimits, ConcurrentRequestsAreBatchedTogether) {
   const int batches = std::stoi(metrics.substr(at + std::strlen("garmentnet_batch_size_count ")));
   EXPECT_LT(batches, 8);
   EXPECT_NE(metrics.find("garmentnet_batch_size_sum 8"), std::string::npos) << metrics;
+}
+
+// `connections` clients POST at once, each on its own connection; returns their statuses.
+std::vector<int> post_concurrently(const RunningServer& server, int connections) {
+  const std::string body = predict_body({b64_instance(sample_jpeg(0))});
+  std::vector<std::future<int>> requests;
+  for (int i = 0; i < connections; ++i) {
+    requests.push_back(std::async(std::launch::async, [&] {
+      const auto result = server.client()->Post(kPredict, body, "application/json");
+      return result ? result->status : -static_cast<int>(result.error());
+    }));
+  }
+  std::vector<int> statuses;
+  for (auto& r : requests) statuses.push_back(r.get());
+  return statuses;
+}
+
+int metric_value(const std::string& metrics, const std::string& name) {
+  const size_t at = metrics.find(name + " ");
+  return at == std::string::npos ? -1 : std::stoi(metrics.substr(at + name.size() + 1));
+}
+
+// With the default HTTP threads, 64 clients (a load balancer's connection pool) are all inside
+// the server at once: their requests share one forward pass instead of waiting for a thread.
+// And a bounded queue still refuses what does not fit with 429 rather than queueing it.
+TEST(ServeLimits, DefaultThreadsServe64ConnectionsAtOnceAndAFullQueueStillRefuses) {
+  ServeOptions options = quick_serve_options();
+  options.http = HttpServerOptions{};  // the defaults, on a free port
+  options.http.port = 0;
+  options.batching.max_batch_size = 64;
+  options.batching.max_wait = std::chrono::milliseconds(2000);
+  {
+    RunningServer server(options);
+    for (const int status : post_concurrently(server, 64))
+      EXPECT_EQ(status, 200) << "negative: httplib::Error";
+    const std::string metrics = server.client()->Get("/metrics")->body;
+    EXPECT_EQ(metric_value(metrics, "garmentnet_batch_size_sum"), 64) << metrics;
+    EXPECT_LE(metric_value(metrics, "garmentnet_batch_size_count"), 2) << metrics;
+  }
+  options.batching.max_queued_images = 16;
+  RunningServer server(options);
+  const std::vector<int> statuses = post_concurrently(server, 64);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200), 16);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 429), 48);
 }
 
 // Random mutations of valid requests never crash the parser and only ever raise InputError.

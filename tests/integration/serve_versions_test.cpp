@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <future>
 #include <regex>
 
 #include "core/atomic_file.h"
@@ -129,6 +130,122 @@ TEST(ServeVersions, EmptyBasePathIsNotReadyUntilAVersionArrives) {
   fs::copy_file(tiny_model(), dir / "staged.gnm");
   fs::rename(dir / "staged.gnm", base / "1" / "model.gnm");
   EXPECT_TRUE(wait_for([&] { return client->Get("/readyz")->status == 200; }));
+}
+
+int predict_status(httplib::Client& client, const std::string& path,
+                   std::string* version = nullptr) {
+  const auto result =
+      client.Post(path, predict_body({b64_instance(sample_jpeg(0))}), "application/json");
+  if (!result) return 0;
+  if (version) *version = result->get_header_value("X-Model-Version");
+  return result->status;
+}
+
+std::vector<std::string> available_versions(httplib::Client& client) {
+  std::vector<std::string> out;
+  const nlohmann::json answer = get_json(client, "/v1/models/garments");
+  if (!answer.contains("model_version_status")) return out;
+  for (const auto& status : answer["model_version_status"]) {
+    if (status["state"] == "AVAILABLE") out.push_back(status["version"]);
+  }
+  return out;
+}
+
+ServeOptions base_path_options(const fs::path& base, int served_versions) {
+  ServeOptions options = quick_serve_options();
+  options.models.model_file.clear();
+  options.models.base_path = base;
+  options.models.served_versions = served_versions;
+  return options;
+}
+
+TEST(ServeVersions, ServesTheNewestNVersionsEachAtItsOwnRoute) {
+  TempDir dir;
+  const fs::path base = dir / "models";
+  fs::create_directories(base);
+  const std::string model_bytes = read_file(tiny_model());
+  for (int version : {1, 2, 3}) publish_version(base, version, model_bytes);
+  RunningServer server(base_path_options(base, 2));
+  auto client = server.client();
+
+  EXPECT_EQ(available_versions(*client), (std::vector<std::string>{"3", "2"}));
+  std::string version;
+  EXPECT_EQ(predict_status(*client, "/v1/models/garments:predict", &version), 200);
+  EXPECT_EQ(version, "3");  // no version named: the newest
+  EXPECT_EQ(predict_status(*client, "/v1/models/garments/versions/2:predict", &version), 200);
+  EXPECT_EQ(version, "2");
+  EXPECT_EQ(predict_status(*client, "/v1/models/garments/versions/1:predict"), 404);
+  EXPECT_EQ(get_json(*client, "/v1/models/garments/versions/2/metadata")["model_spec"]["version"],
+            "2");
+  EXPECT_EQ(client->Get("/v1/models/garments/versions/1/metadata")->status, 404);
+  const auto kserve = get_json(*client, "/v2/models/garments/versions/2");
+  EXPECT_EQ(kserve["versions"], nlohmann::json({"3", "2"}));
+  EXPECT_EQ(client->Get("/v2/models/garments/versions/2/ready")->status, 200);
+  EXPECT_EQ(client->Get("/v2/models/garments/versions/1/ready")->status, 404);
+  const nlohmann::json infer = {{"inputs",
+                                 {{{"name", "images"},
+                                   {"datatype", "BYTES"},
+                                   {"shape", {1}},
+                                   {"data", {b64_instance(sample_jpeg(0))["b64"]}}}}}};
+  const auto answer =
+      client->Post("/v2/models/garments/versions/2/infer", infer.dump(), "application/json");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(nlohmann::json::parse(answer->body)["model_version"], "2");
+
+  // Version 4 arrives: 4 and 3 are served, 2 is unloaded.
+  publish_version(base, 4, model_bytes);
+  EXPECT_TRUE(wait_for([&] {
+    const auto versions = available_versions(*client);
+    return !versions.empty() && versions.front() == "4";
+  }));
+  EXPECT_EQ(available_versions(*client), (std::vector<std::string>{"4", "3"}));
+  EXPECT_EQ(predict_status(*client, "/v1/models/garments/versions/3:predict", &version), 200);
+  EXPECT_EQ(version, "3");
+  const auto gone = client->Post("/v1/models/garments/versions/2:predict",
+                                 predict_body({b64_instance(sample_jpeg(0))}), "application/json");
+  EXPECT_EQ(gone->status, 404);
+  EXPECT_NE(gone->body.find("serving version 4, 3"), std::string::npos) << gone->body;
+  EXPECT_EQ(get_json(*client, "/v1/models/garments/versions/2")["model_version_status"][0]["state"],
+            "END");
+  EXPECT_NE(client->Get("/metrics")->body.find(R"(garmentnet_model_version{model="garments"} 4)"),
+            std::string::npos);
+
+  // A broken version 5 changes nothing; the good ones below it stay.
+  publish_version(base, 5, "not a model");
+  EXPECT_TRUE(wait_for([&] {
+    const auto status = get_json(*client, "/v1/models/garments/versions/5");
+    return status.contains("model_version_status") &&
+           status["model_version_status"][0]["status"]["error_code"] == "UNKNOWN";
+  }));
+  EXPECT_EQ(available_versions(*client), (std::vector<std::string>{"4", "3"}));
+}
+
+TEST(ServeVersions, AnUnloadedVersionFinishesTheRequestsItHolds) {
+  TempDir dir;
+  const fs::path base = dir / "models";
+  fs::create_directories(base);
+  const std::string model_bytes = read_file(tiny_model());
+  publish_version(base, 1, model_bytes);
+  ServeOptions options = base_path_options(base, 1);
+  // A lone request waits this long in the batcher for company: long enough to swap meanwhile.
+  options.batching.max_wait = std::chrono::milliseconds(4000);
+  RunningServer server(options);
+  auto in_flight = std::async(std::launch::async, [&] {
+    std::string version;
+    const int status =
+        predict_status(*server.client(), "/v1/models/garments/versions/1:predict", &version);
+    return std::make_pair(status, version);
+  });
+  auto client = server.client();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  publish_version(base, 2, model_bytes);
+  ASSERT_TRUE(
+      wait_for([&] { return available_versions(*client) == std::vector<std::string>{"2"}; }));
+  EXPECT_EQ(in_flight.wait_for(std::chrono::seconds(0)), std::future_status::timeout)
+      << "the request finished before version 1 was unloaded; the test proves nothing";
+  const auto [status, version] = in_flight.get();
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(version, "1");
 }
 
 // The real binary: SIGTERM while a request is in flight → the request is answered, exit 0.

@@ -312,7 +312,6 @@ TEST_F(TorchScriptBackboneTest, HasTheNativeParametersAndTrainsFineTunesAndResum
   options.resume = true;
   options.epochs = 2;
   train_model(options);
-  spdlog::default_logger()->flush();
   const std::string log = read_file(dir / "run/train.log");
   EXPECT_NE(log.find("resuming at epoch 2 of 2"), std::string::npos) << log;
   EXPECT_EQ(log.find("fresh optimizer state"), std::string::npos) << log;
