@@ -114,8 +114,9 @@ std::vector<cv::Mat> Service::decode_encoded_images(const std::vector<std::strin
   std::vector<cv::Mat> out(files.size());
   decode_pool_.parallel_for(files.size(), [&](size_t i) {
     const std::string where = fmt::format("image {}", i);
-    out[i] = resize_for_model(decode_image(files[i], where, options_.limits.image),
-                              model.preprocessing());
+    const Preprocessing& pre = model.preprocessing();
+    out[i] = resize_for_model(
+        decode_image(files[i], where, options_.limits.image, std::min(pre.width, pre.height)), pre);
   });
   return out;
 }
