@@ -3,7 +3,8 @@
 # Usage: scripts/bench.sh [BUILD_DIR]   (`make bench` passes build/)
 # Trains tiny models once (weights do not change speed) under runs/bench/, reuses them after.
 # Environment: BENCH_SECONDS (time per measurement, default 1), BENCH_224=1 also measures
-# mobilenet_v2 at 224 px (slow: a few minutes on 2 cores).
+# mobilenet_v2 at 224 px (slow: a few minutes on 2 cores). Also measures training throughput per
+# backbone (bench/train_step_bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -45,6 +46,10 @@ if [[ ${BENCH_224:-0} == 1 ]]; then
   bench mobilenet_v2-224 "$(model mobilenet_v2-224 mobilenet_v2 224)" --batch-sizes 1,8,32 \
     --end-to-end-batch 32
 fi
+
+# Training throughput: one optimisation step per backbone at 64 and 224 px (a few minutes).
+echo "== training steps"
+"$build/bench/train_step_bench" --benchmark_out="$out/train_step.json" --benchmark_out_format=json
 
 python3 scripts/benchmarks_md.py "$out" "${runs[@]}" > docs/benchmarks.md.tmp
 mv docs/benchmarks.md.tmp docs/benchmarks.md

@@ -2,8 +2,8 @@
 """Writes docs/benchmarks.md (to stdout) from the JSON files of `garmentnet bench`.
 
 Usage: scripts/benchmarks_md.py RUNS_DIR NAME... ; reads RUNS_DIR/NAME.json and, when present,
-RUNS_DIR/NAME-active.json (the same model with OpenMP threads spinning, OMP_WAIT_POLICY=ACTIVE). Called by
-scripts/bench.sh. Standard library only.
+RUNS_DIR/NAME-active.json (the same model with OpenMP threads spinning, OMP_WAIT_POLICY=ACTIVE) and
+RUNS_DIR/train_step.json (bench/train_step_bench's Google Benchmark JSON). Called by scripts/bench.sh. Standard library only.
 """
 import datetime
 import json
@@ -114,6 +114,29 @@ def section(name, run, active):
     return lines
 
 
+def training_section(path):
+    """The training-throughput table from bench/train_step_bench's JSON (Google Benchmark)."""
+    rows = {}
+    for b in json.loads(path.read_text())["benchmarks"]:
+        _, backbone, side = b["name"].split("/")[:3]
+        batch = b["name"].split("/")[3]
+        rows.setdefault(backbone, {})[side] = (b["items_per_second"], batch)
+    sides = sorted({side for cells in rows.values() for side in cells}, key=lambda s: int(s[:-2]))
+    lines = ["## Training throughput", "",
+             "One optimisation step (forward, two-head loss, backward, AdamW) of the whole model "
+             "from scratch on a random batch, images/s, measured by `bench/train_step_bench` in "
+             "the same `make bench` run. A frozen backbone with the feature cache trains its heads "
+             "far faster than this (docs/training.md).", ""]
+    lines.append("| backbone | " + " | ".join(
+        f"{side} (batch {next(iter(rows.values()))[side][1]})" for side in sides) + " |")
+    lines.append("|---|" + "---:|" * len(sides))
+    for backbone, cells in rows.items():
+        lines.append(f"| {backbone} | " + " | ".join(
+            rate(cells[side][0]) if side in cells else "n/a" for side in sides) + " |")
+    lines.append("")
+    return lines
+
+
 def main():
     folder = pathlib.Path(sys.argv[1])
     names = sys.argv[2:]
@@ -162,6 +185,9 @@ def main():
     ]
     for n in names:
         out += section(n, runs[n], active.get(n))
+    training = folder / "train_step.json"
+    if training.exists():
+        out += training_section(training)
     out += [
         "## What paid, what did not",
         "",
