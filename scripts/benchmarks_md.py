@@ -236,11 +236,19 @@ def main():
         "for mobilenet_v2 at 64 px with 217×301 photos.** On 2 cores decoding and the model share "
         "the same cores, so end-to-end can at best reach forward / (1 + decode CPU / model CPU) "
         "of the forward rate. For mobilenet_v2 at 64 px (25 M multiply-accumulates per image) one "
-        "217×301 JPEG costs half the model's CPU even decoded at 1/2 scale, a ceiling of ~66% "
-        "(was ~59%). What is left: the area-averaging resize (83 of the 300 µs), and libjpeg's "
+        "217×301 JPEG costs about half the model's CPU even decoded at 1/2 scale, a ceiling of "
+        "roughly two thirds to three quarters (perf: ~66%, was ~59% before direct libjpeg "
+        "decoding). At 224 px, where mobilenet_v2 is usually run, the model costs 12x more and "
+        "end-to-end reaches the target. What is left: the area-averaging resize (83 of the 300 µs), and libjpeg's "
         "entropy decoding, which no scaling avoids. Reaching 80% there needs decoding 4x cheaper "
         "than the model (~5,600 images/s on both cores against ~1,400 for this model): photos "
         "stored nearer the input size, or more cores.",
+        "- **Open: one thread for small batches.** With passive OpenMP waiting, two threads "
+        "make mobilenet_v2's many small layers wait for each other: at batch 1 and 8 the "
+        "optimised graph on one thread beats two threads by a wide margin (compare the "
+        "*optimized, 1 thread* row), while small_cnn gains from the second thread from batch 8. "
+        "Choosing the thread count per batch size (or per model at load time) would cut "
+        "`serve`'s batch-1 latency for such models; not done yet.",
         "",
     ]
     print("\n".join(out))
