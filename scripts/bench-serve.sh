@@ -49,7 +49,8 @@ log "building the test images"
   --image-size 224 --variants target >/dev/null 2>&1
 images=$work/images
 mkdir -p "$images"
-ls "$work/data/images"/*.jpeg | head -64 | xargs cp -t "$images"
+files=("$work/data/images"/*.jpeg)  # not `ls | head`: under pipefail its SIGPIPE fails the script
+cp -t "$images" "${files[@]:0:64}"
 
 # One request body per test image; the Lua script sends them in turn.
 python3 - "$images" "$work/bodies.lua" <<'PY'

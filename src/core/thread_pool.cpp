@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <exception>
@@ -13,9 +14,15 @@ int default_thread_count() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-ThreadPool::ThreadPool(int threads) {
+void run_current_thread_in_background() {
+  // Failing only means the thread keeps its priority: nothing to report.
+  (void)setpriority(PRIO_PROCESS, 0, 10);
+}
+
+ThreadPool::ThreadPool(int threads, ThreadPriority priority) {
   for (int i = 0; i < std::max(1, threads); ++i) {
-    workers_.emplace_back([this] {
+    workers_.emplace_back([this, priority] {
+      if (priority == ThreadPriority::Background) run_current_thread_in_background();
       for (;;) {
         std::function<void()> task;
         {

@@ -15,9 +15,22 @@ namespace garmentnet {
 // Number of threads to use when the user did not say: the cores available to this process.
 int default_thread_count();
 
+// How a pool's threads compete for the cores with the rest of the process.
+enum class ThreadPriority {
+  Normal,
+  // Nice 10: the threads use the cores the model leaves idle and give way to its threads. A
+  // server's decode and connection threads run so; otherwise they preempt one of the model's
+  // OpenMP threads and its whole team waits at the next barrier.
+  Background,
+};
+
+// Lowers the calling thread to ThreadPriority::Background (Linux: nice is per thread).
+void run_current_thread_in_background();
+
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads = default_thread_count());
+  explicit ThreadPool(int threads = default_thread_count(),
+                      ThreadPriority priority = ThreadPriority::Normal);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "serve/http.h"
 
 namespace garmentnet {
@@ -74,6 +75,7 @@ class ConnectionPool final : public httplib::TaskQueue {
 
  private:
   void work() {
+    run_current_thread_in_background();
     for (;;) {
       std::function<void()> connection;
       {

@@ -54,7 +54,8 @@ Service::Service(const ServeOptions& options)
                   const auto newest = registry_.current();
                   metrics_.observe_model_load(loaded, newest ? newest->version : -1);
                 }),
-      decode_pool_(options.decode_threads > 0 ? options.decode_threads : default_thread_count()),
+      decode_pool_(options.decode_threads > 0 ? options.decode_threads : default_thread_count(),
+                   ThreadPriority::Background),
       batcher_(options.batching,
                [this](const BatchStats& stats) { metrics_.observe_batch(stats); }) {
   registry_.poll();
