@@ -40,16 +40,22 @@ bool wait_for(const std::function<bool()>& condition) {
   return false;
 }
 
+// A server on versioned folders under `base`, serving the newest `served_versions`.
+ServeOptions base_path_options(const fs::path& base, int served_versions) {
+  ServeOptions options = quick_serve_options();
+  options.models.model_file.clear();
+  options.models.base_path = base;
+  options.models.served_versions = served_versions;
+  return options;
+}
+
 TEST(ServeVersions, HotSwapUnderLoadFailsNoRequestAndBadVersionsNeverReplaceGoodOnes) {
   TempDir dir;
   const fs::path base = dir / "models";
   fs::create_directories(base);
   const std::string model_bytes = read_file(tiny_model());
   publish_version(base, 1, model_bytes);
-  ServeOptions options = quick_serve_options();
-  options.models.model_file.clear();
-  options.models.base_path = base;
-  RunningServer server(options);
+  RunningServer server(base_path_options(base, 1));
 
   std::atomic<bool> running{true};
   std::atomic<int> ok{0}, failed{0};
@@ -111,10 +117,7 @@ TEST(ServeVersions, EmptyBasePathIsNotReadyUntilAVersionArrives) {
   TempDir dir;
   const fs::path base = dir / "models";
   fs::create_directories(base / "1");  // a version folder without a model file yet
-  ServeOptions options = quick_serve_options();
-  options.models.model_file.clear();
-  options.models.base_path = base;
-  RunningServer server(options);
+  RunningServer server(base_path_options(base, 1));
   auto client = server.client();
   EXPECT_EQ(client->Get("/readyz")->status, 503);
   EXPECT_EQ(client->Get("/v2/health/ready")->status, 503);
@@ -149,14 +152,6 @@ std::vector<std::string> available_versions(httplib::Client& client) {
     if (status["state"] == "AVAILABLE") out.push_back(status["version"]);
   }
   return out;
-}
-
-ServeOptions base_path_options(const fs::path& base, int served_versions) {
-  ServeOptions options = quick_serve_options();
-  options.models.model_file.clear();
-  options.models.base_path = base;
-  options.models.served_versions = served_versions;
-  return options;
 }
 
 TEST(ServeVersions, ServesTheNewestNVersionsEachAtItsOwnRoute) {
