@@ -367,10 +367,6 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
     const MacCount macs = count_macs(traced, trace_batch);
     result.macs_per_image = macs.macs_per_image;
     result.flops_per_image = 2.0 * static_cast<double>(macs.macs_per_image);
-    if (macs.skipped_ops > 0)
-      spdlog::warn(
-          "{} convolution/linear operations had no recorded shapes; FLOPs are undercounted",
-          macs.skipped_ops);
   };
   const auto run_graph = [&](torch::jit::Module& module) {
     return [&](const torch::Tensor& x) {

@@ -1,5 +1,6 @@
 #include "model/traced_model.h"
 
+#include <spdlog/spdlog.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/csrc/jit/ir/ir.h>
 
@@ -119,6 +120,9 @@ MacCount count_macs(const torch::jit::Module& traced, int64_t trace_batch) {
   };
   visit(graph->block());
   count.macs_per_image = trace_batch > 0 ? total / trace_batch : 0;
+  if (count.skipped_ops > 0)
+    spdlog::warn("{} convolution/linear operations had no recorded shapes; FLOPs are undercounted",
+                 count.skipped_ops);
   return count;
 }
 

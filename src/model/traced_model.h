@@ -25,6 +25,7 @@ torch::jit::Module trace_model(MultiTaskModel& model, const Preprocessing& pre,
 // counted from the shapes the tracer recorded: convolutions (output elements × input channels
 // per group × kernel area), linear layers and matrix products (output elements × inner size).
 // Element-wise work (batch norm, activations, pooling) is left out; it is small next to these.
+// Warns when some such operations had no recorded shapes (the count is then too low).
 struct MacCount {
   int64_t macs_per_image = 0;  // sum over the counted operations, divided by the traced batch
   int64_t counted_ops = 0;     // convolution/linear/matmul nodes counted

@@ -444,12 +444,8 @@ int64_t parameter_count(MultiTaskModel& model) {
 int64_t model_macs_per_image(ModelBundle& bundle) {
   constexpr int64_t trace_batch = 2;
   bundle.model->eval();
-  const MacCount count =
-      count_macs(trace_model(bundle.model, bundle.preprocessing, trace_batch), trace_batch);
-  if (count.skipped_ops > 0)
-    spdlog::warn("{} convolution/linear operations had no recorded shapes; FLOPs are undercounted",
-                 count.skipped_ops);
-  return count.macs_per_image;
+  return count_macs(trace_model(bundle.model, bundle.preprocessing, trace_batch), trace_batch)
+      .macs_per_image;
 }
 
 std::string random_tag() {
