@@ -37,8 +37,12 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   command
       ->add_option("--max-wait-us", *max_wait_us,
-                   "How long a request waits for others to batch with")
+                   "How long a partial batch waits for requests already on their way (being "
+                   "parsed and decoded); a lone request does not wait")
       ->capture_default_str();
+  command->add_flag("--always-wait", o->batching.always_wait,
+                    "Wait --max-wait-us even when no other request is on its way "
+                    "(TF-Serving's batch_timeout)");
   command
       ->add_option("--max-queued-images", o->batching.max_queued_images,
                    "Images waiting for the model before requests get 429")

@@ -14,7 +14,26 @@ Batcher::Batcher(const BatcherOptions& options, Observer observer)
 
 Batcher::~Batcher() { stop(); }
 
-BatchTicket Batcher::submit(std::shared_ptr<const Predictor> model, std::vector<cv::Mat> images) {
+Batcher::Arrival Batcher::expect_request() {
+  std::lock_guard lock(mutex_);
+  ++arriving_;
+  return Arrival(this);
+}
+
+// A request that failed before submit(): if it was the last one on its way, a waiting partial
+// batch need not wait any longer.
+Batcher::Arrival::~Arrival() {
+  if (batcher_ == nullptr) return;
+  bool last = false;
+  {
+    std::lock_guard lock(batcher_->mutex_);
+    last = --batcher_->arriving_ == 0;
+  }
+  if (last) batcher_->wake_.notify_all();
+}
+
+BatchTicket Batcher::submit(Arrival arrival, std::shared_ptr<const Predictor> model,
+                            std::vector<cv::Mat> images) {
   Job job{.model = std::move(model),
           .images = std::move(images),
           .promise = {},
@@ -23,6 +42,8 @@ BatchTicket Batcher::submit(std::shared_ptr<const Predictor> model, std::vector<
   BatchTicket ticket{job.promise.get_future(), job.abandoned};
   {
     std::lock_guard lock(mutex_);
+    arrival.batcher_ = nullptr;
+    --arriving_;
     if (stopping_) throw Overloaded(Overloaded::Reason::Stopping, "the server is shutting down");
     // An empty queue always takes a request, even one larger than the limit, so no request
     // is refused forever.
@@ -54,11 +75,13 @@ std::vector<Batcher::Job> Batcher::next_batch() {
   std::unique_lock lock(mutex_);
   wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
   if (queue_.empty()) return {};
-  // The first request waits at most max_wait for others to fill the batch. When the model was
-  // busy, it has usually waited long enough already and the batch leaves at once.
+  // The first request waits at most max_wait for others to fill the batch, and only while more
+  // are on their way. When the model was busy, it has usually waited long enough already and the
+  // batch leaves at once.
   const auto deadline = queue_.front().queued_at + options_.max_wait;
   wake_.wait_until(lock, deadline, [this] {
-    return stopping_ || queued_images_ >= static_cast<size_t>(options_.max_batch_size);
+    return stopping_ || queued_images_ >= static_cast<size_t>(options_.max_batch_size) ||
+           (arriving_ == 0 && !options_.always_wait);
   });
   // One batch runs one model version. With several versions served, requests for the front
   // one's version are gathered from anywhere in the queue; the others keep their order.

@@ -1,6 +1,9 @@
 // Dynamic batching: concurrent requests queue their (already decoded and resized) images; one
 // model thread takes up to `max_batch_size` images, or whatever has arrived after `max_wait`,
 // runs them through the model in one forward pass and hands every request its rows back.
+// A partial batch waits only while other requests are on their way (announced with
+// expect_request(), still being parsed and decoded): a lone request leaves at once instead of
+// paying max_wait for company that is not coming.
 // The queue is bounded: when it is full, submit() refuses at once (backpressure) instead of
 // letting memory grow.
 #pragma once
@@ -15,6 +18,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "infer/predictor.h"
@@ -25,6 +29,9 @@ struct BatcherOptions {
   int max_batch_size = 32;                   // images per forward pass
   std::chrono::microseconds max_wait{2000};  // how long the first queued image waits for company
   size_t max_queued_images = 512;            // beyond this, submit() throws Overloaded
+  // Wait max_wait even when no other request is on its way (TF-Serving's batch_timeout): bigger
+  // batches when clients send in quick succession, but every lone request pays the wait.
+  bool always_wait = false;
 };
 
 // The queue is full or the batcher is stopping: the client should retry later (HTTP 429/503).
@@ -58,9 +65,26 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  // Queues `images` (resized for `model`) as one request; they are never split across batches.
-  // Throws Overloaded when the queue cannot take them or the batcher is stopping.
-  BatchTicket submit(std::shared_ptr<const Predictor> model, std::vector<cv::Mat> images);
+  // A request on its way to submit(). Until it is submitted or destroyed (the request failed),
+  // partial batches wait for it, up to max_wait.
+  class Arrival {
+   public:
+    Arrival(Arrival&& other) noexcept : batcher_(std::exchange(other.batcher_, nullptr)) {}
+    Arrival& operator=(Arrival&&) = delete;
+    ~Arrival();
+
+   private:
+    friend class Batcher;
+    explicit Arrival(Batcher* batcher) : batcher_(batcher) {}
+    Batcher* batcher_;  // null once submitted
+  };
+  Arrival expect_request();
+
+  // Queues `images` (resized for `model`) as the request `arrival` announced; they are never
+  // split across batches. Throws Overloaded when the queue cannot take them or the batcher is
+  // stopping.
+  BatchTicket submit(Arrival arrival, std::shared_ptr<const Predictor> model,
+                     std::vector<cv::Mat> images);
 
   // Finishes everything already queued, then ends the model thread. Later submits throw.
   void stop();
@@ -85,6 +109,7 @@ class Batcher {
   std::condition_variable wake_;
   std::deque<Job> queue_;
   size_t queued_images_ = 0;
+  size_t arriving_ = 0;  // requests on their way
   bool stopping_ = false;
   std::thread thread_;
 };

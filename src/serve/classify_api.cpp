@@ -57,11 +57,12 @@ HttpResponse handle_classify_image(Service& service, const HttpRequest& request,
   service.check_api_key(request);
   const auto model = service.find_model(name, version);
   const Predictor& predictor = *model->predictor;
+  Batcher::Arrival arrival = service.expect_request();
   cv::Mat image =
       decode_image(image_bytes(request), "uploaded image", service.options().limits.image,
                    std::min(predictor.preprocessing().width, predictor.preprocessing().height));
-  const HeadProbabilities probabilities =
-      service.infer(*model, service.resize_images({std::move(image)}, predictor));
+  const HeadProbabilities probabilities = service.infer(
+      std::move(arrival), *model, service.resize_images({std::move(image)}, predictor));
   nlohmann::json heads = nlohmann::json::object();
   for (const HeadSpec& head : predictor.spec().heads) {
     const std::vector<float>& p = probabilities.at(head.name);

@@ -280,6 +280,7 @@ HttpResponse infer(Service& service, const HttpRequest& request, const std::stri
                    std::optional<int64_t> version) {
   service.check_api_key(request);
   const auto model = service.find_model(name, version);
+  Batcher::Arrival arrival = service.expect_request();
   const InferRequest parsed = split_infer_request(request, service.options().limits);
   const nlohmann::json& body = parsed.header;
   if (!body.is_object() || !body.contains("inputs") || !body["inputs"].is_array() ||
@@ -314,7 +315,8 @@ HttpResponse infer(Service& service, const HttpRequest& request, const std::stri
     }
   }
   const size_t rows = resized.size();
-  const HeadProbabilities probabilities = service.infer(*model, std::move(resized));
+  const HeadProbabilities probabilities =
+      service.infer(std::move(arrival), *model, std::move(resized));
   nlohmann::json outputs = nlohmann::json::array();
   std::string binary_outputs;
   for (const HeadSpec& head : model->predictor->spec().heads) {

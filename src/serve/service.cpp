@@ -129,10 +129,11 @@ std::vector<cv::Mat> Service::resize_images(std::vector<cv::Mat> images, const P
   return images;
 }
 
-HeadProbabilities Service::infer(const LoadedModel& model, std::vector<cv::Mat> resized) {
+HeadProbabilities Service::infer(Batcher::Arrival arrival, const LoadedModel& model,
+                                 std::vector<cv::Mat> resized) {
   BatchTicket ticket;
   try {
-    ticket = batcher_.submit(model.predictor, std::move(resized));
+    ticket = batcher_.submit(std::move(arrival), model.predictor, std::move(resized));
   } catch (const Overloaded& e) {
     throw HttpError(e.reason == Overloaded::Reason::QueueFull ? 429 : 503, e.what());
   }

@@ -47,8 +47,12 @@ class Service {
                                              const Predictor& model);
   // Resizes already decoded images for `model`, on the decode pool.
   std::vector<cv::Mat> resize_images(std::vector<cv::Mat> images, const Predictor& model);
+  // Announces a prediction before its body is parsed and decoded, so that a partial batch waits
+  // for it; pass it on to infer().
+  Batcher::Arrival expect_request() { return batcher_.expect_request(); }
   // Runs resized images through the batcher; HttpError 429/503/504 when overloaded or too slow.
-  HeadProbabilities infer(const LoadedModel& model, std::vector<cv::Mat> resized);
+  HeadProbabilities infer(Batcher::Arrival arrival, const LoadedModel& model,
+                          std::vector<cv::Mat> resized);
   // HttpError 401 unless the request carries the API key (when one is set).
   void check_api_key(const HttpRequest& request) const;
 

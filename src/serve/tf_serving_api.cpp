@@ -103,6 +103,7 @@ HttpResponse model_metadata(const Service& service, const ModelPath& path) {
 HttpResponse predict(Service& service, const HttpRequest& request, const ModelPath& path) {
   service.check_api_key(request);
   const auto model = service.find_model(path.name, path.version);
+  Batcher::Arrival arrival = service.expect_request();
   const PredictBody body = parse_predict_body(request.body, service.options().limits);
   if (!body.signature_name.empty() && body.signature_name != "serving_default") {
     throw HttpError(400,
@@ -110,8 +111,8 @@ HttpResponse predict(Service& service, const HttpRequest& request, const ModelPa
                                 body.signature_name));
   }
   const size_t rows = body.instances.size();
-  const HeadProbabilities probabilities =
-      service.infer(*model, service.decode_instances(body.instances, *model->predictor));
+  const HeadProbabilities probabilities = service.infer(
+      std::move(arrival), *model, service.decode_instances(body.instances, *model->predictor));
   HttpResponse response;
   if (body.columnar) {
     nlohmann::json outputs = nlohmann::json::object();

@@ -121,8 +121,9 @@ TEST(ServeLimits, ApiKeyGuardsPredictionRoutesOnly) {
 
 TEST(ServeLimits, FullQueueAnswers429AndSlowAnswers504) {
   ServeOptions options = quick_serve_options();
-  // The first request waits up to 1.5 s for company, so the queue stays occupied meanwhile.
+  // The first request waits 1.5 s for company, so the queue stays occupied meanwhile.
   options.batching.max_wait = std::chrono::milliseconds(1500);
+  options.batching.always_wait = true;
   options.batching.max_batch_size = 64;
   options.batching.max_queued_images = 1;
   RunningServer server(options);
@@ -145,6 +146,7 @@ TEST(ServeLimits, FullQueueAnswers429AndSlowAnswers504) {
 TEST(ServeLimits, ConcurrentRequestsAreBatchedTogether) {
   ServeOptions options = quick_serve_options();
   options.batching.max_wait = std::chrono::milliseconds(300);
+  options.batching.always_wait = true;  // whether or not the others are already on their way
   options.batching.max_batch_size = 8;
   RunningServer server(options);
   const std::string body = predict_body({b64_instance(sample_jpeg(0))});
@@ -193,6 +195,7 @@ TEST(ServeLimits, DefaultThreadsServe64ConnectionsAtOnceAndAFullQueueStillRefuse
   options.http.port = 0;
   options.batching.max_batch_size = 64;
   options.batching.max_wait = std::chrono::milliseconds(2000);
+  options.batching.always_wait = true;
   {
     RunningServer server(options);
     for (const int status : post_concurrently(server, 64))

@@ -224,6 +224,7 @@ TEST(ServeVersions, AnUnloadedVersionFinishesTheRequestsItHolds) {
   ServeOptions options = base_path_options(base, 1);
   // A lone request waits this long in the batcher for company: long enough to swap meanwhile.
   options.batching.max_wait = std::chrono::milliseconds(4000);
+  options.batching.always_wait = true;
   RunningServer server(options);
   auto in_flight = std::async(std::launch::async, [&] {
     std::string version;
@@ -251,8 +252,8 @@ TEST(ServeVersions, BinaryFinishesInFlightRequestsOnSigterm) {
   if (pid == 0) {
     const std::string command =
         std::string(GARMENTNET_BINARY) + " serve --model " + tiny_model().string() +
-        " --port 0 --max-wait-us 3000000 --max-batch-size 64 --threads 2 > " + log.string() +
-        " 2>&1";
+        " --port 0 --max-wait-us 3000000 --always-wait --max-batch-size 64 --threads 2 > " +
+        log.string() + " 2>&1";
     execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), nullptr);
     _exit(127);
   }
