@@ -2,7 +2,9 @@
 // metrics, web page) over the plain request/response structs of http.h. Internal to src/serve.
 #pragma once
 
+#include <functional>
 #include <optional>
+#include <semaphore>
 #include <stdexcept>
 
 #include "core/thread_pool.h"
@@ -58,11 +60,17 @@ class Service {
 
  private:
   HttpResponse route(const HttpRequest& request, std::string& route_label);
+  // Calls body(i) for each of `count` images of one request: a single image on the calling
+  // connection thread, several in parallel on the decode pool. Either way at most
+  // decode-threads images are decoded at once on each path, however many connections are open,
+  // so memory stays bounded.
+  void for_each_image(size_t count, const std::function<void(size_t)>& body);
 
   ServeOptions options_;
   ServeMetrics metrics_;
   ModelRegistry registry_;
   ThreadPool decode_pool_;
+  std::counting_semaphore<> single_image_decodes_;
   Batcher batcher_;
 };
 
