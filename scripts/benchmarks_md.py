@@ -64,6 +64,8 @@ def section(name, run, active):
                  f"{rate(run['decode_full_size_images_per_second_1_thread'])} images/s |")
     lines.append(f"| decode reduced size + resize, 1 thread | "
                  f"{rate(run['decode_reduced_images_per_second_1_thread'])} images/s |")
+    lines.append(f"| decode reduced size + area-averaging resize, 1 thread | "
+                 f"{rate(run['decode_reduced_area_images_per_second_1_thread'])} images/s |")
     for m in run["latency_batch_1"]:
         lines.append(f"| latency, batch 1, {m['variant']} | p50 {m['p50_ms']:.2f} ms, "
                      f"p99 {m['p99_ms']:.2f} ms |")
@@ -95,6 +97,9 @@ def section(name, run, active):
         ("reduced-size JPEG decoding vs full size (1 thread)",
          ratio(run["decode_reduced_images_per_second_1_thread"],
                run["decode_full_size_images_per_second_1_thread"])),
+        ("the model's shrink filter vs area averaging, after reduced decoding (1 thread)",
+         ratio(run["decode_reduced_images_per_second_1_thread"],
+               run["decode_reduced_area_images_per_second_1_thread"])),
     ]
     if active:
         gains.append(("passive vs spinning OpenMP threads: optimised graph, batch 1",

@@ -423,9 +423,11 @@ cv::Mat load_image(const fs::path& path, const ImageLimits& limits, int target_s
 
 cv::Mat resize_for_model(const cv::Mat& rgb, const Preprocessing& pre) {
   require_rgb8(rgb, "resize_for_model");
-  const auto interpolation = [](double scale_x, double scale_y) {
+  const auto interpolation = [&pre](double scale_x, double scale_y) {
     // Area averaging avoids aliasing when shrinking; it is blocky when enlarging.
-    return scale_x <= 1.0 && scale_y <= 1.0 ? cv::INTER_AREA : cv::INTER_LINEAR;
+    if (scale_x > 1.0 || scale_y > 1.0) return cv::INTER_LINEAR;
+    const bool below_twice = scale_x > 0.5 && scale_y > 0.5;
+    return pre.shrink == ShrinkFilter::Linear && below_twice ? cv::INTER_LINEAR : cv::INTER_AREA;
   };
   if (pre.resize == ResizeMode::Stretch) {
     if (rgb.cols == pre.width && rgb.rows == pre.height) return rgb.clone();
@@ -477,6 +479,7 @@ nlohmann::json Preprocessing::to_json() const {
   return {{"width", width},
           {"height", height},
           {"resize", resize == ResizeMode::Stretch ? "stretch" : "pad"},
+          {"shrink", shrink == ShrinkFilter::Linear ? "linear" : "area"},
           {"mean", mean},
           {"std", std}};
 }
@@ -497,6 +500,15 @@ Preprocessing Preprocessing::from_json(const nlohmann::json& json) {
     pre.resize = ResizeMode::Pad;
   } else {
     fail("{}: resize must be 'stretch' or 'pad', not '{}'", context, resize);
+  }
+  // Files written before the choice existed were made with area averaging.
+  const auto shrink = field_or<std::string>(json, "shrink", "area", context);
+  if (shrink == "linear") {
+    pre.shrink = ShrinkFilter::Linear;
+  } else if (shrink == "area") {
+    pre.shrink = ShrinkFilter::Area;
+  } else {
+    fail("{}: shrink must be 'linear' or 'area', not '{}'", context, shrink);
   }
   for (const char* key : {"mean", "std"}) {
     if (json.contains(key) && !(json.at(key).is_array() && json.at(key).size() == 3)) {

@@ -45,11 +45,23 @@ enum class ResizeMode {
   Pad,      // keep the aspect ratio, pad with the mean colour to width × height
 };
 
+// How an image larger than the model input is shrunk to it (after any reduced JPEG decoding).
+enum class ShrinkFilter {
+  // Bilinear while the image is less than twice the input size (reduced JPEG decoding makes that
+  // the usual case, and has already averaged away the finest detail), area averaging beyond:
+  // decoding + resizing a 217×301 photo for a 64 px input is ~40% cheaper than with Area.
+  // The default of new models.
+  Linear,
+  // Area averaging at every size: models written before the choice existed.
+  Area,
+};
+
 // How pixels become a model input. Stored in the model file.
 struct Preprocessing {
   int width = 64;                                     // model input width
   int height = 64;                                    // model input height
   ResizeMode resize = ResizeMode::Stretch;            // how to reach width × height
+  ShrinkFilter shrink = ShrinkFilter::Linear;         // how to shrink larger images
   std::array<float, 3> mean{0.485f, 0.456f, 0.406f};  // per RGB channel, on [0,1] pixels
   std::array<float, 3> std{0.229f, 0.224f, 0.225f};   // per RGB channel
 

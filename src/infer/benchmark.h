@@ -64,6 +64,9 @@ struct BenchmarkResult {
   // than the input size, then resized. Equal when the source is not much larger than the input.
   double decode_full_size_images_per_second_1_thread = 0;
   double decode_reduced_images_per_second_1_thread = 0;
+  // The same reduced decoding, then shrunk with area averaging at every size (ShrinkFilter::Area)
+  // instead of the model's own filter (equal for models that use Area).
+  double decode_reduced_area_images_per_second_1_thread = 0;
   std::vector<ForwardMeasurement> forward;
   std::vector<LatencyMeasurement> latency;  // batch 1
   bool predictor_optimized = false;  // whether the Predictor (predict/serve) runs the fast graph

@@ -132,6 +132,8 @@ void export_torchscript(ModelBundle& bundle, const nlohmann::json& model_documen
                             float_list({pre.std[0], pre.std[1], pre.std[2]}));
   module.register_attribute("resize", c10::StringType::get(),
                             pre.resize == ResizeMode::Stretch ? "stretch" : "pad");
+  module.register_attribute("shrink", c10::StringType::get(),
+                            pre.shrink == ShrinkFilter::Linear ? "linear" : "area");
 
   const torch::jit::ExtraFilesMap extra{
       {kExportMetadataFile, export_description(bundle, model_document).dump(2)}};

@@ -68,6 +68,7 @@ TEST(ExportTorchScript, LoadsInCppWithAttributesAndPredictsLikePredict) {
   EXPECT_EQ(module.attr("input_size").toIntVector(), (std::vector<int64_t>{32, 32}));
   EXPECT_NEAR(module.attr("mean").toDoubleList().get(0), 0.485, 1e-6);
   EXPECT_EQ(module.attr("resize").toStringRef(), "stretch");
+  EXPECT_EQ(module.attr("shrink").toStringRef(), "linear");
 
   const auto description = nlohmann::json::parse(extra["garmentnet.json"]);
   EXPECT_EQ(description["outputs"][0]["head"], "cc3");
@@ -117,6 +118,7 @@ TEST(ExportTorchScript, PythonLoadsItAndGetsTheSameOutputs) {
                                 {"mean", predictor.preprocessing().mean},
                                 {"std", predictor.preprocessing().std},
                                 {"resize", "stretch"},
+                                {"shrink", "linear"},
                                 {"heads", {{"cc3", {5, 5}}, {"tags", {5, 3}}}}};
   write_file_atomically(dir / "expected.json", description.dump());
   for (const char* head : {"cc3", "tags"}) {

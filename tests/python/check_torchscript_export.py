@@ -4,7 +4,7 @@
 Used by tests/integration/export_test.cpp, which writes into DIR:
   expected.json  {"input_shape": [N, 3, H, W], "heads": {name: [N, outputs]}, plus the
                   attributes the module must carry: head_names, head_kinds, labels,
-                  thresholds, input_size, mean, std, resize}
+                  thresholds, input_size, mean, std, resize, shrink}
   input.f32      the normalised input batch, float32, C order
   <head>.f32     the probabilities garmentnet's Predictor computed for it, one file per head
 Loads the module with torch.jit.load (as TorchServe and Triton's PyTorch backend do), checks its
@@ -33,7 +33,7 @@ def main() -> int:
     module.eval()
 
     problems = []
-    for name in ["head_names", "head_kinds", "labels", "input_size", "resize"]:
+    for name in ["head_names", "head_kinds", "labels", "input_size", "resize", "shrink"]:
         if getattr(module, name) != expected[name]:
             problems.append(f"attribute {name}: {getattr(module, name)!r} != {expected[name]!r}")
     for name in ["mean", "std"]:

@@ -271,6 +271,35 @@ TEST(ImageTest, ResizeStretchesOrPadsWithMeanColour) {
   EXPECT_NEAR(chw[0], 0, 0.01);
 }
 
+// Columns alternating black and white: the finest detail an image can have.
+cv::Mat one_pixel_stripes(int side) {
+  cv::Mat image(side, side, CV_8UC3, cv::Scalar::all(0));
+  for (int x = 0; x < side; x += 2) image.col(x).setTo(cv::Scalar::all(255));
+  return image;
+}
+
+TEST(ImageTest, LinearShrinkInterpolatesBelowTwiceTheInputSizeAndAveragesBeyond) {
+  Preprocessing linear;
+  linear.width = linear.height = 64;
+  Preprocessing area = linear;
+  area.shrink = ShrinkFilter::Area;
+  const cv::Mat near_size = one_pixel_stripes(100);
+  cv::Mat expected;
+  cv::resize(near_size, expected, cv::Size(64, 64), 0, 0, cv::INTER_LINEAR);
+  EXPECT_EQ(cv::norm(resize_for_model(near_size, linear), expected, cv::NORM_INF), 0);
+  cv::resize(near_size, expected, cv::Size(64, 64), 0, 0, cv::INTER_AREA);
+  EXPECT_EQ(cv::norm(resize_for_model(near_size, area), expected, cv::NORM_INF), 0);
+
+  // Four times larger: interpolating would alias the stripes into stripes; averaging gives grey.
+  for (const Preprocessing& pre : {linear, area}) {
+    double low = 0;
+    double high = 0;
+    cv::minMaxLoc(resize_for_model(one_pixel_stripes(256), pre).reshape(1), &low, &high);
+    EXPECT_NEAR(low, 127.5, 1);
+    EXPECT_NEAR(high, 127.5, 1);
+  }
+}
+
 TEST(ImageTest, NormalisesToChwPlanes) {
   cv::Mat image(2, 3, CV_8UC3, cv::Scalar(0, 0, 0));
   image.at<cv::Vec3b>(1, 2) = cv::Vec3b(255, 0, 128);
@@ -382,12 +411,17 @@ TEST(ImageTest, PreprocessingAndAugmentationJsonRoundTrip) {
   pre.width = 96;
   pre.height = 80;
   pre.resize = ResizeMode::Pad;
+  pre.shrink = ShrinkFilter::Area;
   pre.mean = {0.5f, 0.25f, 0.125f};
   pre.std = {0.1f, 0.2f, 0.3f};
   const Preprocessing pre_back = Preprocessing::from_json(pre.to_json());
   EXPECT_EQ(pre_back.width, 96);
   EXPECT_EQ(pre_back.height, 80);
   EXPECT_EQ(pre_back.resize, ResizeMode::Pad);
+  EXPECT_EQ(pre_back.shrink, ShrinkFilter::Area);
+  EXPECT_EQ(Preprocessing::from_json(Preprocessing{}.to_json()).shrink, ShrinkFilter::Linear);
+  // Model files written before the choice existed keep the area averaging they were trained with.
+  EXPECT_EQ(Preprocessing::from_json({{"width", 64}}).shrink, ShrinkFilter::Area);
   EXPECT_EQ(pre_back.mean, pre.mean);
   EXPECT_EQ(pre_back.std, pre.std);
   EXPECT_EQ(pre_back.to_json(), pre.to_json());
@@ -412,6 +446,10 @@ TEST(ImageTest, PreprocessingAndAugmentationJsonRoundTrip) {
   EXPECT_NE(testing::error_of([] {
               Preprocessing::from_json({{"resize", "crop"}});
             }).find("resize must be 'stretch' or 'pad', not 'crop'"),
+            std::string::npos);
+  EXPECT_NE(testing::error_of([] {
+              Preprocessing::from_json({{"shrink", "cubic"}});
+            }).find("shrink must be 'linear' or 'area', not 'cubic'"),
             std::string::npos);
   EXPECT_NE(testing::error_of([] {
               Preprocessing::from_json({{"width", "wide"}});
