@@ -197,30 +197,50 @@ def main():
         "## What paid, what did not",
         "",
         "- **Frozen + optimize_for_inference TorchScript graph: kept, the default** — about 2x "
-        "the eager model at every batch size for both architectures, and 3x lower batch-1 "
-        "latency. The Predictor builds it when it loads a model (traced at batch 2; the graph "
+        "the eager model at large batches (1.9-2.4x) and 1.6x at batch 1, except mobilenet_v2 at "
+        "64 px, whose batch-1 pass is mostly thread synchronisation (below). The Predictor builds it when it loads a model (traced at batch 2; the graph "
         "takes any batch size), checks it against the eager model on a probe batch of 3 random "
         "images (largest probability difference <= 1e-4) and falls back to the eager model with "
         "a warning if building or the check fails; `PredictorOptions::optimize = false` turns it "
         "off. Freezing alone (conv + batch-norm folding) gives little; most of the gain is "
         "oneDNN's convolutions from optimize_for_inference.",
         "- **OpenMP threads that sleep instead of spinning: kept** (`garmentnet` sets "
-        "`OMP_WAIT_POLICY=PASSIVE` for itself unless you set the variable). Spinning threads "
-        "starve the JPEG decoders and everything else sharing the cores: end-to-end predict is "
-        "1.5x (small_cnn) to 7x (mobilenet_v2) faster with passive waiting here, and batch-1 "
-        "latency stops having 100 ms outliers. On an idle machine spinning can shave a little "
-        "off batch-1 latency (`OMP_WAIT_POLICY=ACTIVE garmentnet serve ...`).",
-        "- **Inference mode: kept** (1.3-1.5x over recording autograd at batch 64).",
+        "`OMP_WAIT_POLICY=PASSIVE` for itself unless you set the variable). In `bench` alone "
+        "spinning now measures the same at large batches and end to end (passive/spinning "
+        "0.97-1.21x) and is faster at batch 1 (passive/spinning 0.27-0.76x), but where other "
+        "threads share the cores spinning starves them: `serve` answered 1161 requests/s with "
+        "passive threads against 798 with spinning ones (small_cnn, concurrency 32, same "
+        "session), at about the same batch-1 latency (2.0 against 2.3 ms). With glibc's "
+        "allocator (before tcmalloc, below) passive waiting was also 1.5-7x faster end to end. "
+        "`OMP_WAIT_POLICY=ACTIVE garmentnet ...` spins.",
+        "- **Inference mode: kept** (1.0-1.2x over recording autograd at large batches; more "
+        "with the eager fallback's memory).",
         "- **Threads: kept, set explicitly** to the cores available (`--threads`; LibTorch would "
-        "use one). On this shared 2-core machine the second core is mostly taken by other jobs, "
-        "so 1 and 2 threads measure about the same; on a free machine the thread count is what "
-        "scales.",
+        "use one): 1.6-1.9x for the optimised graph at large batches.",
+        "- **tcmalloc as the allocator: kept** (linked into every garmentnet binary). glibc's "
+        "malloc gives every block above its mmap threshold (at most 32 MiB) back to the kernel "
+        "when it is freed, so each forward pass of a large batch page-faulted its activations in "
+        "again. Measured on one binary with and without `LD_PRELOAD` of Debian's "
+        "libtcmalloc_minimal (`bench --quick`, same session): mobilenet_v2 at 224 px, batch 32: "
+        "97 -> 200 images/s, end to end 91 -> 192, system CPU time 19 -> 3.8 s; small_cnn at "
+        "batch 64: 1219 -> 1702 images/s; mobilenet_v2 at 64 px: 2051 -> 2383. jemalloc "
+        "(Debian's defaults) did not help (66 images/s at batch 32). Training got faster too "
+        "(small_cnn at 64 px: 207 images/s on 2026-11-29 with glibc's malloc, 337 on 2026-11-30 "
+        "with tcmalloc), and `serve`'s memory stopped growing (serving-benchmarks.md).",
         "- **Channels-last: not kept.** It speeds the eager model up (1.4-1.6x at large batches) "
         "but the optimised graph is faster still and chooses its own (oneDNN) layout; it would "
         "only matter for the eager fallback.",
         "- **Reduced-size JPEG decoding: kept** (in data/image: decode at 1/2, 1/4 or 1/8 scale "
-        "when the photo is at least that much larger than the input): 2.2x faster decoding for "
+        "when the photo is at least that much larger than the input): 1.7x faster decoding for "
         "64 px inputs; nothing changes at 224 px for 217×301 photos.",
+        "- **Bilinear shrinking below 2x: kept, the default of new models** (preprocessing "
+        "`shrink`: `linear`; docs/images.md). After reduced decoding a photo is often less than "
+        "twice the input size; interpolating then costs less than area averaging and trained to "
+        "the same accuracy (built-in target split from 224 px photos at 64 px, same seed: test "
+        "top-1 0.597 against 0.600, top-2 0.823 against 0.816, tag F1 0.968 against 0.972). "
+        "224×224 photos at 64 px: 7327 against 5379 decoded images/s on one thread (1.36x). The "
+        "synthetic 217×301 photos above are still 2.4x taller than the input after 1/2-scale "
+        "decoding, so they are area-averaged either way (1.00x).",
         "- **JPEG decoding with libjpeg-turbo directly, straight into RGB: kept.** A perf profile "
         "of `predict` (mobilenet_v2, 64 px, 217×301 JPEGs) showed 7% of all its CPU in one "
         "scalar loop of OpenCV's JPEG decoder, which has libjpeg write RGB rows and swaps each to "
@@ -237,23 +257,23 @@ def main():
         "libjpeg's 3/8 scale, fast integer IDCT or plain chroma upsampling (within 3% of the "
         "1/2-scale default); the end-to-end figure is compared with the optimised forward pass at "
         "the same batch size (64).",
-        "- **End-to-end target (>= 80% of the forward pass): reached for small_cnn at 64 px, not "
-        "for mobilenet_v2 at 64 px with 217×301 photos.** On 2 cores decoding and the model share "
-        "the same cores, so end-to-end can at best reach forward / (1 + decode CPU / model CPU) "
-        "of the forward rate. For mobilenet_v2 at 64 px (25 M multiply-accumulates per image) one "
-        "217×301 JPEG costs about half the model's CPU even decoded at 1/2 scale, a ceiling of "
-        "roughly two thirds to three quarters (perf: ~66%, was ~59% before direct libjpeg "
-        "decoding). At 224 px, where mobilenet_v2 is usually run, the model costs 12x more and "
-        "end-to-end reaches the target. What is left: the area-averaging resize (83 of the 300 µs), and libjpeg's "
-        "entropy decoding, which no scaling avoids. Reaching 80% there needs decoding 4x cheaper "
-        "than the model (~5,600 images/s on both cores against ~1,400 for this model): photos "
-        "stored nearer the input size, or more cores.",
-        "- **Open: one thread for small batches.** With passive OpenMP waiting, two threads "
-        "make mobilenet_v2's many small layers wait for each other: at batch 1 and 8 the "
-        "optimised graph on one thread beats two threads by a wide margin (compare the "
-        "*optimized, 1 thread* row), while small_cnn gains from the second thread from batch 8. "
-        "Choosing the thread count per batch size (or per model at load time) would cut "
-        "`serve`'s batch-1 latency for such models; not done yet.",
+        "- **End-to-end target (>= 80% of the forward pass): reached for small_cnn at 64 px and "
+        "mobilenet_v2 at 224 px, not for mobilenet_v2 at 64 px with 217×301 photos.** On 2 "
+        "cores decoding and the model share the same cores, so end-to-end can at best reach "
+        "model CPU / (model CPU + decode CPU) of the forward rate. For mobilenet_v2 at 64 px "
+        "(25 M multiply-accumulates per image) the optimised forward pass at batch 64 costs "
+        "2 cores / 2529 images/s = 0.79 ms of CPU per image, and reading, decoding, resizing and "
+        "normalising one 217×301 JPEG costs 2 / 6837 = 0.29 ms: a ceiling of 73%, which the "
+        "measured 74% meets. Reaching 80% needs decoding at most a quarter of the model's CPU: "
+        "photos stored nearer the input size (224×224 photos reach 87% with small_cnn), a "
+        "costlier model (mobilenet_v2 at 224 px: 96%), or more cores.",
+        "- **Tried, not kept: one thread for small batches.** With passive OpenMP waiting, two "
+        "threads make mobilenet_v2's many small layers wait for each other: at batch 1 the "
+        "optimised graph runs 4x faster on one thread (*optimized, 1 thread* row). Choosing the "
+        "thread count per forward pass does not work with oneDNN: `at::set_num_threads` clears "
+        "oneDNN's primitive cache (its kernels must run with the thread count they were built "
+        "for), so every switch rebuilt them and a lone `serve` request took 8 ms instead of "
+        "1.8 ms. One thread for the whole process would halve large-batch throughput.",
         "",
     ]
     print("\n".join(out))

@@ -47,10 +47,10 @@ enum class ResizeMode {
 
 // How an image larger than the model input is shrunk to it (after any reduced JPEG decoding).
 enum class ShrinkFilter {
-  // Bilinear while the image is less than twice the input size (reduced JPEG decoding makes that
-  // the usual case, and has already averaged away the finest detail), area averaging beyond:
-  // decoding + resizing a 217×301 photo for a 64 px input is ~40% cheaper than with Area.
-  // The default of new models.
+  // Bilinear while the image is less than twice the input size on both axes (reduced JPEG
+  // decoding often makes it so, e.g. 224×224 photos decoded at 1/2 scale for a 64 px input, and
+  // has already averaged away the finest detail), area averaging beyond, where interpolating
+  // would alias. The default of new models.
   Linear,
   // Area averaging at every size: models written before the choice existed.
   Area,
