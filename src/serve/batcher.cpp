@@ -121,28 +121,30 @@ void Batcher::execute(std::vector<Job>& jobs) {
     running.push_back(&job);
   }
   if (running.empty()) return;
+  HeadProbabilities all;
   try {
-    const HeadProbabilities all = running.front()->model->predict(batch);
-    stats.images = batch.size();
-    stats.inference_seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    size_t row = 0;
-    for (Job* job : running) {
-      HeadProbabilities mine;
-      for (const auto& [head, values] : all) {
-        const size_t width = values.size() / batch.size();
-        mine[head].assign(
-            values.begin() + static_cast<std::ptrdiff_t>(row * width),
-            values.begin() + static_cast<std::ptrdiff_t>((row + job->images.size()) * width));
-      }
-      row += job->images.size();
-      job->promise.set_value(std::move(mine));
-    }
+    all = running.front()->model->predict(batch);
   } catch (...) {
     spdlog::error("batched inference failed for {} image(s)", batch.size());
     for (Job* job : running) job->promise.set_exception(std::current_exception());
     return;
   }
+  stats.images = batch.size();
+  stats.inference_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  // Counted before anyone is answered: a client holding its answer finds its batch in /metrics.
   if (observer_) observer_(stats);
+  size_t row = 0;
+  for (Job* job : running) {
+    HeadProbabilities mine;
+    for (const auto& [head, values] : all) {
+      const size_t width = values.size() / batch.size();
+      mine[head].assign(
+          values.begin() + static_cast<std::ptrdiff_t>(row * width),
+          values.begin() + static_cast<std::ptrdiff_t>((row + job->images.size()) * width));
+    }
+    row += job->images.size();
+    job->promise.set_value(std::move(mine));
+  }
 }
 
 void Batcher::run() {
