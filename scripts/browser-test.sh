@@ -35,5 +35,5 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [[ -n $port ]] || { cat "$work/serve.log" >&2; exit 1; }
-image=$(ls "$work/data/images"/*.jpeg | head -1)
-node tests/browser/page_test.mjs "http://127.0.0.1:$port" "$image" "$out/screenshot.png"
+images=("$work/data/images"/*.jpeg)  # not `ls | head`: under pipefail its SIGPIPE fails the script
+node tests/browser/page_test.mjs "http://127.0.0.1:$port" "${images[0]}" "$out/screenshot.png"
