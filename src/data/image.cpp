@@ -13,6 +13,7 @@
 #include <opencv2/imgproc.hpp>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -342,7 +343,38 @@ void require_object(const nlohmann::json& json, std::string_view context) {
   if (!json.is_object()) fail("{}: expected a JSON object, got {}", context, json.dump());
 }
 
+// Each choice of a preprocessing field with its name.
+template <typename Choice>
+using ChoiceNames = std::array<std::pair<std::string_view, Choice>, 2>;
+constexpr ChoiceNames<ResizeMode> kResizeModes{
+    {{"stretch", ResizeMode::Stretch}, {"pad", ResizeMode::Pad}}};
+constexpr ChoiceNames<ShrinkFilter> kShrinkFilters{
+    {{"linear", ShrinkFilter::Linear}, {"area", ShrinkFilter::Area}}};
+
+template <typename Choice>
+std::string_view choice_name(const ChoiceNames<Choice>& names, Choice choice) {
+  for (const auto& [name, value] : names) {
+    if (value == choice) return name;
+  }
+  throw std::invalid_argument("preprocessing choice without a name");
+}
+
+// The choice named by `json[key]` (`fallback` when absent); InputError naming the choices.
+template <typename Choice>
+Choice choice_field(const nlohmann::json& json, const char* key, std::string_view fallback,
+                    const ChoiceNames<Choice>& names, std::string_view context) {
+  const auto given = field_or<std::string>(json, key, std::string(fallback), context);
+  for (const auto& [name, value] : names) {
+    if (given == name) return value;
+  }
+  fail("{}: {} must be '{}' or '{}', not '{}'", context, key, names[0].first, names[1].first,
+       given);
+}
+
 }  // namespace
+
+std::string_view name_of(ResizeMode mode) { return choice_name(kResizeModes, mode); }
+std::string_view name_of(ShrinkFilter filter) { return choice_name(kShrinkFilters, filter); }
 
 ImageSize probe_image_size(std::string_view bytes, std::string_view source) {
   if (bytes.empty()) fail("{}: image is empty (0 bytes)", source);
@@ -478,8 +510,8 @@ void write_normalized_chw(const cv::Mat& resized_rgb, const Preprocessing& pre, 
 nlohmann::json Preprocessing::to_json() const {
   return {{"width", width},
           {"height", height},
-          {"resize", resize == ResizeMode::Stretch ? "stretch" : "pad"},
-          {"shrink", shrink == ShrinkFilter::Linear ? "linear" : "area"},
+          {"resize", name_of(resize)},
+          {"shrink", name_of(shrink)},
           {"mean", mean},
           {"std", std}};
 }
@@ -493,23 +525,9 @@ Preprocessing Preprocessing::from_json(const nlohmann::json& json) {
   if (pre.width < 1 || pre.height < 1 || pre.width > 8192 || pre.height > 8192) {
     fail("{}: input size {}×{} is out of range (1..8192)", context, pre.width, pre.height);
   }
-  const auto resize = field_or<std::string>(json, "resize", "stretch", context);
-  if (resize == "stretch") {
-    pre.resize = ResizeMode::Stretch;
-  } else if (resize == "pad") {
-    pre.resize = ResizeMode::Pad;
-  } else {
-    fail("{}: resize must be 'stretch' or 'pad', not '{}'", context, resize);
-  }
+  pre.resize = choice_field(json, "resize", "stretch", kResizeModes, context);
   // Files written before the choice existed were made with area averaging.
-  const auto shrink = field_or<std::string>(json, "shrink", "area", context);
-  if (shrink == "linear") {
-    pre.shrink = ShrinkFilter::Linear;
-  } else if (shrink == "area") {
-    pre.shrink = ShrinkFilter::Area;
-  } else {
-    fail("{}: shrink must be 'linear' or 'area', not '{}'", context, shrink);
-  }
+  pre.shrink = choice_field(json, "shrink", "area", kShrinkFilters, context);
   for (const char* key : {"mean", "std"}) {
     if (json.contains(key) && !(json.at(key).is_array() && json.at(key).size() == 3)) {
       fail("{}: '{}' must be an array of 3 numbers (R, G, B), got {}", context, key,

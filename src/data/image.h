@@ -56,6 +56,11 @@ enum class ShrinkFilter {
   Area,
 };
 
+// The names of these choices in model files, configs and exports ("stretch", "pad"; "linear",
+// "area").
+std::string_view name_of(ResizeMode mode);
+std::string_view name_of(ShrinkFilter filter);
+
 // How pixels become a model input. Stored in the model file.
 struct Preprocessing {
   int width = 64;                                     // model input width

@@ -130,10 +130,8 @@ void export_torchscript(ModelBundle& bundle, const nlohmann::json& model_documen
                             float_list({pre.mean[0], pre.mean[1], pre.mean[2]}));
   module.register_attribute("std", float_list_type,
                             float_list({pre.std[0], pre.std[1], pre.std[2]}));
-  module.register_attribute("resize", c10::StringType::get(),
-                            pre.resize == ResizeMode::Stretch ? "stretch" : "pad");
-  module.register_attribute("shrink", c10::StringType::get(),
-                            pre.shrink == ShrinkFilter::Linear ? "linear" : "area");
+  module.register_attribute("resize", c10::StringType::get(), std::string(name_of(pre.resize)));
+  module.register_attribute("shrink", c10::StringType::get(), std::string(name_of(pre.shrink)));
 
   const torch::jit::ExtraFilesMap extra{
       {kExportMetadataFile, export_description(bundle, model_document).dump(2)}};

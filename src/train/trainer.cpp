@@ -132,7 +132,7 @@ json options_to_json(const TrainOptions& o) {
           {"monitor", o.monitor},
           {"patience", o.patience},
           {"image_size", o.image_size},
-          {"resize", o.resize == ResizeMode::Stretch ? "stretch" : "pad"},
+          {"resize", name_of(o.resize)},
           {"augment", o.augment},
           {"augmentation", augmentation_preset(o.augment).to_json()},
           {"feature_cache", o.feature_cache},
