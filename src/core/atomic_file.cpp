@@ -40,7 +40,7 @@ void write_atomically(const fs::path& target, const std::function<void(const fs:
   const fs::path temp = temporary_sibling(target);
   try {
     write(temp);
-    if (!fs::exists(temp)) fail("internal error: nothing was written for {}", target.string());
+    if (!fs::exists(temp)) fail_internal("nothing was written for {}", target.string());
     sync_file(temp);
     fs::rename(temp, target);
   } catch (...) {

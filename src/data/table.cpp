@@ -95,7 +95,7 @@ class Database {
           columns[c].type = ColumnType::String;
           break;
         default:
-          fail("internal error: column '{}' was not cast to BIGINT, DOUBLE or VARCHAR",
+          fail_internal("column '{}' was not cast to BIGINT, DOUBLE or VARCHAR",
                columns[c].name);
       }
     }
@@ -237,10 +237,10 @@ const Column& Table::column(std::string_view name, std::string_view source) cons
 
 void Table::add_column(Column column) {
   if (!columns_.empty() && column.values.size() != num_rows()) {
-    fail("internal error: column '{}' has {} rows, the table {}", column.name, column.values.size(),
+    fail_internal("column '{}' has {} rows, the table {}", column.name, column.values.size(),
          num_rows());
   }
-  if (find(column.name) != nullptr) fail("internal error: duplicate column '{}'", column.name);
+  if (find(column.name) != nullptr) fail_internal("duplicate column '{}'", column.name);
   columns_.push_back(std::move(column));
 }
 
@@ -278,7 +278,7 @@ Table read_table(const fs::path& path) {
 
 void write_table(const Table& table, const fs::path& path) {
   const FileFormat format = format_of(path);
-  if (table.num_columns() == 0) fail("internal error: writing a table with no columns");
+  if (table.num_columns() == 0) fail_internal("writing a table with no columns");
   Database db;
   std::string definition;
   for (const auto& column : table.columns()) {

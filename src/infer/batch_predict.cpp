@@ -17,7 +17,7 @@
 #include "core/thread_pool.h"
 #include "data/dataset.h"
 #include "data/image_loader.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 namespace garmentnet {
 namespace fs = std::filesystem;
@@ -226,7 +226,7 @@ StreamedPredictions predict_images(const Predictor& predictor, const std::vector
                                    const std::vector<fs::path>& images,
                                    const StreamOptions& options) {
   if (ids.size() != images.size())
-    fail("internal error: {} ids for {} images", ids.size(), images.size());
+    fail_internal("{} ids for {} images", ids.size(), images.size());
   if (options.batch_size < 1) fail("--batch-size must be at least 1 (got {})", options.batch_size);
   const auto start = std::chrono::steady_clock::now();
   const TaskSpec& spec = predictor.spec();

@@ -14,7 +14,7 @@
 #include "data/task_spec.h"
 #include "infer/batch_predict.h"
 #include "infer/benchmark.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 namespace garmentnet {
 

@@ -6,7 +6,7 @@
 #include "core/text_table.h"
 #include "data/image_grid.h"
 #include "infer/evaluate.h"
-#include "train/metric_report.h"
+#include "eval/metric_report.h"
 
 namespace garmentnet {
 namespace fs = std::filesystem;

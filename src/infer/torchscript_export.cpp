@@ -74,7 +74,7 @@ HeadOutputs run_traced_model(torch::jit::Module& module, const TaskSpec& spec,
   const c10::IValue output = module.forward({images});
   const auto& elements = output.toTupleRef().elements();
   if (elements.size() != spec.heads.size())
-    fail("internal error: the TorchScript model returned {} outputs for {} heads", elements.size(),
+    fail_internal("the TorchScript model returned {} outputs for {} heads", elements.size(),
          spec.heads.size());
   HeadOutputs result;
   for (size_t i = 0; i < spec.heads.size(); ++i)

@@ -63,7 +63,7 @@ std::optional<int64_t> node_macs(const torch::jit::Node* node, bool& is_counted_
 
 torch::jit::Module trace_model(MultiTaskModel& model, const Preprocessing& pre,
                                int64_t trace_batch) {
-  if (model->is_training()) fail("internal error: trace_model needs a model in eval mode");
+  if (model->is_training()) fail_internal("trace_model needs a model in eval mode");
   // Tracing turns every tensor it meets that is not an input into a graph constant, and refuses
   // tensors that require gradients.
   for (auto& parameter : model->parameters()) parameter.requires_grad_(false);

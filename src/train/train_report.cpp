@@ -10,8 +10,8 @@
 #include "core/html_report.h"
 #include "core/plot.h"
 #include "data/image_grid.h"
-#include "train/metric_report.h"
-#include "train/metrics.h"
+#include "eval/metric_report.h"
+#include "eval/metrics.h"
 
 namespace garmentnet {
 namespace fs = std::filesystem;

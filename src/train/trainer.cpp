@@ -28,7 +28,7 @@
 #include "model/model_file.h"
 #include "model/multitask_model.h"
 #include "model/traced_model.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 #include "train/train_report.h"
 
 namespace garmentnet {

@@ -1,5 +1,5 @@
 // Metrics against values worked out by hand; the arithmetic is in the comments.
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 #include <gtest/gtest.h>
 

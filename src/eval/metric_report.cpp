@@ -1,4 +1,4 @@
-#include "train/metric_report.h"
+#include "eval/metric_report.h"
 
 #include <fmt/format.h>
 

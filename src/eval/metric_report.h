@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "data/task_spec.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 namespace garmentnet {
 
