@@ -45,17 +45,22 @@ TrainOptions quick_train_options(const std::filesystem::path& out, int epochs) {
   options.image_size = 32;
   options.epochs = epochs;
   options.batch_size = 32;
-  options.transfer = "scratch";
+  options.transfer = TransferMode::Scratch;
   options.warmup_epochs = 0;
   options.patience = 0;
   options.report = false;
   return options;
 }
 
+TrainingResources& training_resources() {
+  static TrainingResources resources(2);
+  return resources;
+}
+
 const std::filesystem::path& tiny_model() {
   static TempDir dir;
   static const std::filesystem::path model =
-      train_model(quick_train_options(dir / "run", 1)).model_path;
+      train_model(quick_train_options(dir / "run", 1), training_resources()).model_path;
   return model;
 }
 

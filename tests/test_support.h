@@ -36,6 +36,9 @@ const std::filesystem::path& tiny_dataset();
 // no warm-up, no early stopping, no report; the run goes to `out`.
 TrainOptions quick_train_options(const std::filesystem::path& out, int epochs);
 
+// Decoding threads and image / feature caches shared by the trainings of a test process.
+TrainingResources& training_resources();
+
 // A model file trained for one epoch on tiny_dataset() (small_cnn from scratch), made once per
 // test process.
 const std::filesystem::path& tiny_model();

@@ -1,16 +1,50 @@
-// `garmentnet train` and `garmentnet pretrain`: flags → TrainOptions.
+// `garmentnet train` and `garmentnet pretrain`: flags → TrainOptions, and the process-wide
+// settings of a run (threads, Ctrl-C/SIGTERM handling) made here, at the edge.
+#include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/stop_signals.h"
+#include "core/thread_pool.h"
 #include "train/trainer.h"
 #include "train/transfer_comparison.h"
 
 namespace garmentnet::cli {
 namespace {
 
-void add_training_flags(CLI::App& command, TrainOptions& o) {
+// A flag taking one name of `names`; any other is an InputError listing them. `target` is the
+// choice or an optional one (left unset when the flag is not given).
+template <typename Target, typename Choice, size_t N>
+CLI::Option* add_choice(CLI::App& command, const std::string& flag, Target& target,
+                        const ChoiceNames<Choice, N>& names, const std::string& help) {
+  std::string type_name;
+  for (const auto& [name, value] : names.entries)
+    type_name += (type_name.empty() ? "" : "|") + std::string(name);
+  return command
+      .add_option_function<std::string>(
+          flag,
+          [&target, &names, flag](const std::string& given) { target = names.parse(given, flag); },
+          help)
+      ->type_name(type_name);
+}
+
+// The process of one command: LibTorch and the decoding pool get `threads` (0 = all cores), and
+// Ctrl-C / SIGTERM ask the run to stop at the next step instead of killing it.
+struct TrainingProcess {
+  explicit TrainingProcess(int threads)
+      : threads(threads > 0 ? threads : default_thread_count()), resources(this->threads) {
+    at::set_num_threads(this->threads);
+    hooks.stop_requested = &signals.requested();
+  }
+  int threads;
+  TrainingResources resources;
+  StopSignals signals;
+  TrainingHooks hooks;
+};
+
+void add_training_flags(CLI::App& command, TrainOptions& o, int& threads) {
   command
       .add_option("--data", o.data_dir, "Dataset folder: data.parquet, images/, optional task.json")
       ->required();
@@ -19,17 +53,17 @@ void add_training_flags(CLI::App& command, TrainOptions& o) {
   command.add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str();
   command.add_option("--image-size", o.image_size, "Model input side in pixels")
       ->capture_default_str();
-  command.add_option("--resize", o.resize, "How images reach the input size: stretch or pad")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, ResizeMode>{
-          {"stretch", ResizeMode::Stretch}, {"pad", ResizeMode::Pad}}));
+  add_choice(command, "--resize", o.resize, kResizeModes,
+             "How images reach the input size [default: stretch]");
   command.add_option("--head-lr", o.head_lr, "Peak learning rate of the heads")
       ->capture_default_str();
   command
       .add_option("--backbone-lr", o.backbone_lr, "Peak learning rate of trained backbone blocks")
       ->capture_default_str();
   command.add_option("--weight-decay", o.weight_decay, "Weight decay")->capture_default_str();
-  command.add_option("--optimizer", o.optimizer, "adamw or sgd")->capture_default_str();
-  command.add_option("--schedule", o.schedule, "cosine, step or constant")->capture_default_str();
+  add_choice(command, "--optimizer", o.optimizer, kOptimizerKinds, "Optimiser [default: adamw]");
+  add_choice(command, "--schedule", o.schedule, kLrSchedules,
+             "Learning-rate schedule [default: cosine]");
   command.add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up epochs")
       ->capture_default_str();
   command.add_option("--label-smoothing", o.label_smoothing, "Softmax heads")
@@ -40,20 +74,18 @@ void add_training_flags(CLI::App& command, TrainOptions& o) {
   command
       .add_option("--validation-fraction", o.validation_fraction, "Share held out for validation")
       ->capture_default_str();
-  command
-      .add_option("--monitor", o.monitor, "Best checkpoint and early stopping on: score or loss")
-      ->capture_default_str();
+  add_choice(command, "--monitor", o.monitor, kMonitors,
+             "Best checkpoint and early stopping on [default: score]");
   command
       .add_option("--patience", o.patience,
                   "Epochs without improvement before stopping (0 = never)")
       ->capture_default_str();
-  command.add_option("--augment", o.augment,
-                     "Training augmentation: standard (flip, rotation, shift, zoom, colour), "
-                     "light (flip and shift) or none [default: standard; with --resume: the "
-                     "run's own]");
+  add_choice(command, "--augment", o.augment, kAugmentationPresets,
+             "Training augmentation: standard (flip, rotation, shift, zoom, colour), light (flip "
+             "and shift) or none [default: standard; with --resume: the run's own]");
   command.add_option("--seed", o.seed, "Seed of split, weights, shuffling, augmentation")
       ->capture_default_str();
-  command.add_option("--threads", o.threads, "Threads (0 = all cores)")->capture_default_str();
+  command.add_option("--threads", threads, "Threads (0 = all cores)")->capture_default_str();
   command.add_flag("--resume", o.resume, "Continue the run in --out from its checkpoint");
   command.add_flag("--strict", o.strict, "Missing images and null labels are errors");
   command.add_flag("!--no-report", o.report, "Skip report.html");
@@ -73,15 +105,17 @@ void print_result(const TrainResult& result) {
 
 void add_train_command(CLI::App& app) {
   auto options = std::make_shared<TrainOptions>();
+  auto threads = std::make_shared<int>(0);
   CLI::App* command = app.add_subcommand("train", "Train the multi-task model (transfer learning)");
-  add_training_flags(*command, *options);
+  add_training_flags(*command, *options, *threads);
   command
       ->add_option("--backbone", options->backbone,
                    "Native architecture (small_cnn, resnet18, resnet50, mobilenet_v2, vgg16), "
                    "torchscript:FILE, or a backbone file from `pretrain`")
       ->capture_default_str();
-  command->add_option("--transfer", options->transfer, "frozen, finetune or scratch")
-      ->capture_default_str();
+  add_choice(*command, "--transfer", options->transfer, kTransferModes,
+             "[default: scratch for a bare architecture, finetune for a pretrained backbone; "
+             "with --resume: the run's own]");
   command
       ->add_option("--unfreeze-blocks", options->unfreeze_blocks,
                    "finetune: last backbone blocks trained")
@@ -92,16 +126,20 @@ void add_train_command(CLI::App& app) {
       ->add_option("--feature-views", options->feature_views,
                    "frozen: feature-cache views per image (1 = no augmentation)")
       ->capture_default_str();
-  command->callback([options] { print_result(train_model(*options)); });
+  command->callback([options, threads] {
+    TrainingProcess process(*threads);
+    print_result(train_model(*options, process.resources, process.hooks));
+  });
 }
 
 void add_pretrain_command(CLI::App& app) {
   auto options = std::make_shared<TrainOptions>();
+  auto threads = std::make_shared<int>(0);
   options->epochs = 8;
   CLI::App* command = app.add_subcommand(
       "pretrain",
       "Train a backbone from scratch on a source dataset and save it for `train --backbone`");
-  add_training_flags(*command, *options);
+  add_training_flags(*command, *options, *threads);
   command->add_option("--architecture", options->backbone, "Native architecture to pretrain")
       ->capture_default_str();
   auto compare_on = std::make_shared<std::filesystem::path>();
@@ -112,15 +150,16 @@ void add_pretrain_command(CLI::App& app) {
       "(transfer.html)");
   command->add_option("--compare-epochs", *compare_epochs, "Epochs of each comparison run")
       ->capture_default_str();
-  command->callback([options, compare_on, compare_epochs] {
-    options->transfer = "scratch";
-    const TrainResult result = pretrain_backbone(*options);
+  command->callback([options, threads, compare_on, compare_epochs] {
+    TrainingProcess process(*threads);
+    const TrainResult result = pretrain_backbone(*options, process.resources, process.hooks);
     print_result(result);
     if (compare_on->empty() || result.interrupted) return;
     TrainOptions target = *options;
     target.data_dir = *compare_on;
     target.epochs = *compare_epochs;
-    compare_transfer(target, options->out_dir / "backbone.pt", options->backbone, options->out_dir);
+    compare_transfer(target, options->out_dir / "backbone.pt", options->backbone, options->out_dir,
+                     process.resources, process.hooks);
   });
 }
 

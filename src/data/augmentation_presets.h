@@ -2,21 +2,23 @@
 // used and resume with it.
 #pragma once
 
-#include <string>
-#include <string_view>
-#include <vector>
-
+#include "core/choice_names.h"
 #include "data/image.h"
 
 namespace garmentnet {
 
-// The preset names, strongest first: standard, light, none.
-const std::vector<std::string>& augmentation_preset_names();
+enum class AugmentationPreset {
+  Standard,  // Augmentation's defaults: flip, rotation, shift, zoom, colour
+  Light,     // flips and shifts only: small images such as 28 px Fashion-MNIST underfit with more
+  None,      // images unchanged
+};
 
-// The transforms of a preset: "standard" is Augmentation's defaults (flip, rotation, shift, zoom,
-// colour); "light" only flips and shifts (no rotation, zoom or colour change: small images such as
-// 28 px Fashion-MNIST underfit with more); "none" leaves images unchanged. InputError listing the
-// names for any other.
-Augmentation augmentation_preset(std::string_view name);
+// Strongest first.
+inline constexpr auto kAugmentationPresets = choice_names<AugmentationPreset>(
+    std::pair{"standard", AugmentationPreset::Standard},
+    std::pair{"light", AugmentationPreset::Light}, std::pair{"none", AugmentationPreset::None});
+
+// The transforms of a preset.
+Augmentation augmentation_of(AugmentationPreset preset);
 
 }  // namespace garmentnet

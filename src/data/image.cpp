@@ -343,38 +343,19 @@ void require_object(const nlohmann::json& json, std::string_view context) {
   if (!json.is_object()) fail("{}: expected a JSON object, got {}", context, json.dump());
 }
 
-// Each choice of a preprocessing field with its name.
-template <typename Choice>
-using ChoiceNames = std::array<std::pair<std::string_view, Choice>, 2>;
-constexpr ChoiceNames<ResizeMode> kResizeModes{
-    {{"stretch", ResizeMode::Stretch}, {"pad", ResizeMode::Pad}}};
-constexpr ChoiceNames<ShrinkFilter> kShrinkFilters{
-    {{"linear", ShrinkFilter::Linear}, {"area", ShrinkFilter::Area}}};
-
-template <typename Choice>
-std::string_view choice_name(const ChoiceNames<Choice>& names, Choice choice) {
-  for (const auto& [name, value] : names) {
-    if (value == choice) return name;
-  }
-  throw std::invalid_argument("preprocessing choice without a name");
-}
-
 // The choice named by `json[key]` (`fallback` when absent); InputError naming the choices.
-template <typename Choice>
+template <typename Choice, std::size_t N>
 Choice choice_field(const nlohmann::json& json, const char* key, std::string_view fallback,
-                    const ChoiceNames<Choice>& names, std::string_view context) {
+                    const ChoiceNames<Choice, N>& names, std::string_view context) {
   const auto given = field_or<std::string>(json, key, std::string(fallback), context);
-  for (const auto& [name, value] : names) {
-    if (given == name) return value;
-  }
-  fail("{}: {} must be '{}' or '{}', not '{}'", context, key, names[0].first, names[1].first,
-       given);
+  if (const auto choice = names.find(given)) return *choice;
+  fail("{}: {} must be {}, not '{}'", context, key, names.listed(), given);
 }
 
 }  // namespace
 
-std::string_view name_of(ResizeMode mode) { return choice_name(kResizeModes, mode); }
-std::string_view name_of(ShrinkFilter filter) { return choice_name(kShrinkFilters, filter); }
+std::string_view name_of(ResizeMode mode) { return kResizeModes.name_of(mode); }
+std::string_view name_of(ShrinkFilter filter) { return kShrinkFilters.name_of(filter); }
 
 ImageSize probe_image_size(std::string_view bytes, std::string_view source) {
   if (bytes.empty()) fail("{}: image is empty (0 bytes)", source);

@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/choice_names.h"
+
 namespace garmentnet {
 
 struct ImageLimits {
@@ -56,8 +58,11 @@ enum class ShrinkFilter {
   Area,
 };
 
-// The names of these choices in model files, configs and exports ("stretch", "pad"; "linear",
-// "area").
+// The names of these choices in model files, configs, exports and flags.
+inline constexpr auto kResizeModes = choice_names<ResizeMode>(
+    std::pair{"stretch", ResizeMode::Stretch}, std::pair{"pad", ResizeMode::Pad});
+inline constexpr auto kShrinkFilters = choice_names<ShrinkFilter>(
+    std::pair{"linear", ShrinkFilter::Linear}, std::pair{"area", ShrinkFilter::Area});
 std::string_view name_of(ResizeMode mode);
 std::string_view name_of(ShrinkFilter filter);
 

@@ -385,6 +385,56 @@ json MultiLabelMetrics::to_json() const {
           {"tags", tag_list}};
 }
 
+BinaryScores BinaryScores::from_json(const json& j) {
+  BinaryScores s;
+  s.precision = j.at("precision").get<double>();
+  s.recall = j.at("recall").get<double>();
+  s.f1 = j.at("f1").get<double>();
+  s.true_positives = j.at("true_positives").get<int64_t>();
+  s.false_positives = j.at("false_positives").get<int64_t>();
+  s.false_negatives = j.at("false_negatives").get<int64_t>();
+  return s;
+}
+
+ClassMetrics ClassMetrics::from_json(const json& j) {
+  return {.name = j.at("name").get<std::string>(),
+          .scores = BinaryScores::from_json(j),
+          .support = j.at("support").get<int64_t>()};
+}
+
+SoftmaxMetrics SoftmaxMetrics::from_json(const json& j) {
+  SoftmaxMetrics m;
+  m.count = j.at("count").get<int64_t>();
+  m.missing = j.at("missing").get<int64_t>();
+  m.top1_accuracy = j.at("top1_accuracy").get<double>();
+  m.top2_accuracy = j.at("top2_accuracy").get<double>();
+  m.macro_f1 = j.at("macro_f1").get<double>();
+  m.confusion = j.at("confusion").get<std::vector<std::vector<int64_t>>>();
+  for (const json& entry : j.at("classes")) m.classes.push_back(ClassMetrics::from_json(entry));
+  return m;
+}
+
+TagMetrics TagMetrics::from_json(const json& j) {
+  TagMetrics t;
+  t.name = j.at("name").get<std::string>();
+  t.count = j.at("count").get<int64_t>();
+  t.positives = j.at("positives").get<int64_t>();
+  t.threshold = j.at("threshold").get<double>();
+  t.at_threshold = BinaryScores::from_json(j.at("at_threshold"));
+  t.at_default = BinaryScores::from_json(j.at("at_default_threshold"));
+  t.average_precision = j.at("average_precision").get<double>();
+  return t;
+}
+
+MultiLabelMetrics MultiLabelMetrics::from_json(const json& j) {
+  MultiLabelMetrics m;
+  m.macro_f1 = j.at("macro_f1").get<double>();
+  m.macro_f1_at_default = j.at("macro_f1_at_default_threshold").get<double>();
+  m.mean_average_precision = j.at("mean_average_precision").get<double>();
+  for (const json& entry : j.at("tags")) m.tags.push_back(TagMetrics::from_json(entry));
+  return m;
+}
+
 json TunedThreshold::to_json() const {
   return {{"name", name}, {"threshold", threshold}, {"f1", f1}, {"tuned", tuned}};
 }

@@ -2,6 +2,9 @@
 // trainer, `evaluate` and `serve` all score predictions with the same code. docs/metrics.md
 // defines every number precisely.
 //
+// The structs are the metrics; JSON is only how they are written to files and read back
+// (`to_json` / `from_json`, which round-trip exactly).
+//
 // Layout conventions: probabilities are row-major [rows × columns] floats; labels are int64 with
 // -1 meaning "missing", which every metric ignores (a missing label is neither right nor wrong).
 #pragma once
@@ -47,6 +50,7 @@ struct BinaryScores {
   double f1 = 0;
 
   nlohmann::json to_json() const;
+  static BinaryScores from_json(const nlohmann::json& json);
 };
 
 BinaryScores binary_scores(int64_t true_positives, int64_t false_positives,
@@ -60,6 +64,7 @@ struct ClassMetrics {
   int64_t support = 0;  // labelled rows whose true class is this one
 
   nlohmann::json to_json() const;
+  static ClassMetrics from_json(const nlohmann::json& json);
 };
 
 struct SoftmaxMetrics {
@@ -75,6 +80,7 @@ struct SoftmaxMetrics {
   double macro_f1 = 0;
 
   nlohmann::json to_json() const;
+  static SoftmaxMetrics from_json(const nlohmann::json& json);
 };
 
 // Scores a softmax head. `probabilities` is [rows × class_names.size()], `labels` has one class
@@ -111,6 +117,7 @@ struct TagMetrics {
   bool has_positives() const { return positives > 0; }
 
   nlohmann::json to_json() const;
+  static TagMetrics from_json(const nlohmann::json& json);
 };
 
 struct MultiLabelMetrics {
@@ -121,6 +128,7 @@ struct MultiLabelMetrics {
   double mean_average_precision = 0;  // mean AP over the tags that have positives
 
   nlohmann::json to_json() const;
+  static MultiLabelMetrics from_json(const nlohmann::json& json);
 };
 
 // Scores a multi-label head. `probabilities` and `labels` are [rows × tag_names.size()]; labels

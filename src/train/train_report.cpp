@@ -19,13 +19,11 @@ using nlohmann::json;
 
 namespace {
 
-std::vector<double> series(const json& history, const std::vector<std::string>& path) {
+// One figure per epoch, e.g. the validation top-1 of a head.
+template <typename Figure>
+std::vector<double> series(const TrainingHistory& history, Figure figure) {
   std::vector<double> values;
-  for (const auto& entry : history) {
-    const json* node = &entry;
-    for (const auto& key : path) node = &node->at(key);
-    values.push_back(node->get<double>());
-  }
+  for (const EpochRecord& record : history) values.push_back(figure(record));
   return values;
 }
 
@@ -61,30 +59,22 @@ std::vector<std::string> caption(const TaskSpec& spec, const SplitPredictions& p
   return lines;
 }
 
-}  // namespace
-
-void write_train_report(const TrainReportInputs& in) {
-  const json& history = *in.history;
-  const fs::path plots = in.out_dir / "plots";
-  fs::create_directories(plots);
+// Loss and quality per epoch, and a table of the epochs.
+void add_learning_curves(HtmlReport& report, const TrainReportInputs& in, const fs::path& plots) {
+  const TrainingHistory& history = in.history;
   std::vector<double> epochs;
-  for (const auto& entry : history) epochs.push_back(entry.at("epoch").get<double>());
-
-  HtmlReport report("Training run " + in.out_dir.filename().string());
-  report.section("Summary");
-  std::vector<std::pair<std::string, std::string>> facts;
-  for (const auto& [key, value] : in.summary.items()) {
-    facts.emplace_back(key, value.is_string() ? value.get<std::string>() : value.dump());
-  }
-  report.key_values(facts);
-
+  for (const EpochRecord& record : history) epochs.push_back(record.epoch);
   report.section("Learning curves");
   LineChart loss{.style = {.title = "Loss per head", .x_label = "epoch", .y_label = "loss"}};
   for (const auto& head : in.spec.heads) {
+    const std::string& name = head.name;
+    loss.series.push_back({name + " train", epochs, series(history, [&](const EpochRecord& e) {
+                             return e.train.head(name).loss;
+                           })});
     loss.series.push_back(
-        {head.name + " train", epochs, series(history, {"train", "heads", head.name, "loss"})});
-    loss.series.push_back({head.name + " validation", epochs,
-                           series(history, {"val", "heads", head.name, "loss"}), true});
+        {name + " validation", epochs,
+         series(history, [&](const EpochRecord& e) { return e.validation.head(name).loss; }),
+         true});
   }
   write_line_chart(loss, plots / "loss.png");
   report.image("plots/loss.png", "Training (solid) and validation (dashed) loss of each head.");
@@ -92,39 +82,54 @@ void write_train_report(const TrainReportInputs& in) {
   LineChart quality{
       .style = {.title = "Validation quality", .x_label = "epoch", .y_label = "score"}};
   for (const auto& head : in.spec.heads) {
+    const std::string& name = head.name;
+    const auto train = [&](const EpochRecord& e) -> const HeadMetrics& {
+      return e.train.head(name);
+    };
+    const auto val = [&](const EpochRecord& e) -> const HeadMetrics& {
+      return e.validation.head(name);
+    };
     if (head.kind == HeadKind::Softmax) {
-      quality.series.push_back({head.name + " top-1 (train)", epochs,
-                                series(history, {"train", "heads", head.name, "top1_accuracy"})});
-      quality.series.push_back({head.name + " top-1", epochs,
-                                series(history, {"val", "heads", head.name, "top1_accuracy"}),
-                                true});
-      quality.series.push_back({head.name + " top-2", epochs,
-                                series(history, {"val", "heads", head.name, "top2_accuracy"}),
-                                true});
+      quality.series.push_back(
+          {name + " top-1 (train)", epochs,
+           series(history, [&](const EpochRecord& e) { return train(e).softmax->top1_accuracy; })});
+      quality.series.push_back(
+          {name + " top-1", epochs,
+           series(history, [&](const EpochRecord& e) { return val(e).softmax->top1_accuracy; }),
+           true});
+      quality.series.push_back(
+          {name + " top-2", epochs,
+           series(history, [&](const EpochRecord& e) { return val(e).softmax->top2_accuracy; }),
+           true});
     } else {
       quality.series.push_back(
-          {head.name + " mAP", epochs,
-           series(history, {"val", "heads", head.name, "mean_average_precision"}), true});
-      quality.series.push_back({head.name + " macro F1", epochs,
-                                series(history, {"val", "heads", head.name, "macro_f1"}), true});
+          {name + " mAP", epochs,
+           series(history,
+                  [&](const EpochRecord& e) { return val(e).multilabel->mean_average_precision; }),
+           true});
+      quality.series.push_back(
+          {name + " macro F1", epochs,
+           series(history, [&](const EpochRecord& e) { return val(e).multilabel->macro_f1; }),
+           true});
     }
   }
   write_line_chart(quality, plots / "quality.png");
   report.image("plots/quality.png", "Accuracy, mean average precision and F1 per epoch.");
 
   std::vector<std::vector<std::string>> rows;
-  for (const auto& entry : history) {
-    rows.push_back({std::to_string(entry.at("epoch").get<int>()),
-                    fmt::format("{:.4f}", entry.at("train").at("loss").get<double>()),
-                    fmt::format("{:.4f}", entry.at("val").at("loss").get<double>()),
-                    fmt::format("{:.4f}", entry.at("val").at("score").get<double>()),
-                    fmt::format("{:.1f}", entry.at("seconds").get<double>())});
+  for (const EpochRecord& e : history) {
+    rows.push_back({std::to_string(e.epoch), fmt::format("{:.4f}", e.train.loss),
+                    fmt::format("{:.4f}", e.validation.loss),
+                    fmt::format("{:.4f}", e.validation.score), fmt::format("{:.1f}", e.seconds)});
   }
   report.table({"epoch", "train loss", "val loss", "val score", "seconds"}, rows);
+}
 
+// The best epoch's metrics per head (tables, confusion matrix, precision-recall curves); its
+// lines of the model card are added to `card`.
+void add_best_epoch(HtmlReport& report, const TrainReportInputs& in, const fs::path& plots,
+                    std::string& card) {
   report.section("Best epoch on validation data");
-  std::string card = "# Model card\n\n";
-  for (const auto& [key, value] : facts) card += fmt::format("- **{}**: {}\n", key, value);
   for (const auto& head : in.spec.heads) {
     const auto& probs = in.best_validation.probabilities.at(head.name);
     const auto& labels = in.best_validation.labels.at(head.name);
@@ -156,6 +161,10 @@ void write_train_report(const TrainReportInputs& in) {
                    "Precision-recall curve of each tag on validation data.");
     }
   }
+}
+
+// Sample validation images and the most confident mistakes, with captions.
+void add_validation_images(HtmlReport& report, const TrainReportInputs& in, const fs::path& plots) {
   if (!in.validation_images.empty()) {
     report.section("Validation images");
     std::vector<GridTile> sample, mistakes;
@@ -190,6 +199,27 @@ void write_train_report(const TrainReportInputs& in) {
       }
     }
   }
+}
+
+}  // namespace
+
+void write_train_report(const TrainReportInputs& in) {
+  const fs::path plots = in.out_dir / "plots";
+  fs::create_directories(plots);
+
+  HtmlReport report("Training run " + in.out_dir.filename().string());
+  report.section("Summary");
+  std::vector<std::pair<std::string, std::string>> facts;
+  for (const auto& [key, value] : in.summary.items()) {
+    facts.emplace_back(key, value.is_string() ? value.get<std::string>() : value.dump());
+  }
+  report.key_values(facts);
+
+  add_learning_curves(report, in, plots);
+  std::string card = "# Model card\n\n";
+  for (const auto& [key, value] : facts) card += fmt::format("- **{}**: {}\n", key, value);
+  add_best_epoch(report, in, plots, card);
+  add_validation_images(report, in, plots);
   report.paragraph(
       "Thresholds were tuned on the validation data to maximise each tag's F1; "
       "validation scores at tuned thresholds are therefore slightly optimistic. "

@@ -9,20 +9,15 @@
 #include <vector>
 
 #include "data/task_spec.h"
+#include "train/epoch_metrics.h"
 
 namespace garmentnet {
-
-// Per-head probabilities (row-major [rows × outputs]) and labels (-1 missing) of one split.
-struct SplitPredictions {
-  std::map<std::string, std::vector<float>> probabilities;
-  std::map<std::string, std::vector<int64_t>> labels;
-};
 
 struct TrainReportInputs {
   std::filesystem::path out_dir;     // run directory; plots go to out_dir/plots
   std::filesystem::path model_path;  // the best model file
   TaskSpec spec;
-  const nlohmann::json* history = nullptr;               // metrics.json entries, one per epoch
+  TrainingHistory history;                               // one record per epoch
   SplitPredictions best_validation;                      // validation predictions of the best epoch
   std::vector<std::filesystem::path> validation_images;  // image file of each validation row
   std::map<std::string, std::vector<double>> thresholds;  // tuned, per multi-label head

@@ -1,15 +1,15 @@
+// The training engine. A run goes through named stages (Trainer's methods, in order):
+// open_run_directory → load_data → build_model → cache_features → run_epoch / validate /
+// select_and_checkpoint per epoch → write_report. Observers and the gradient hook
+// (training_observer.h) are called at step and epoch boundaries.
 #include "train/trainer.h"
 
 #include <spdlog/spdlog.h>
-#include <torch/serialize.h>
+#include <torch/torch.h>
 
-#include <algorithm>
-#include <atomic>
+#include <chrono>
 #include <cmath>
-#include <csignal>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <numbers>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -19,191 +19,36 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
-#include "data/augmentation_presets.h"
-#include "data/dataset.h"
-#include "data/image_loader.h"
 #include "model/backbone.h"
 #include "model/input.h"
 #include "model/losses.h"
 #include "model/model_file.h"
 #include "model/multitask_model.h"
 #include "model/traced_model.h"
-#include "eval/metrics.h"
+#include "train/checkpoint.h"
+#include "train/feature_cache.h"
+#include "train/optimization.h"
 #include "train/train_report.h"
+#include "train/training_data.h"
 
 namespace garmentnet {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+struct TrainingResources::Parts {
+  explicit Parts(int threads) : pool(threads) {}
+  ThreadPool pool;
+  DecodedImageCache images;
+  FeatureCache features;
+};
+
+TrainingResources::TrainingResources(int threads) : parts_(std::make_unique<Parts>(threads)) {}
+TrainingResources::~TrainingResources() = default;
+ThreadPool& TrainingResources::pool() { return parts_->pool; }
+DecodedImageCache& TrainingResources::images() { return parts_->images; }
+FeatureCache& TrainingResources::features() { return parts_->features; }
+
 namespace {
-
-// Set by SIGINT/SIGTERM while a run is training; checked after every batch.
-std::atomic<bool> stop_requested{false};
-
-extern "C" void request_stop(int) { stop_requested = true; }
-
-// Installs the stop handlers for the lifetime of a run and restores the previous ones after.
-class StopSignals {
- public:
-  StopSignals() {
-    stop_requested = false;
-    previous_int_ = std::signal(SIGINT, request_stop);
-    previous_term_ = std::signal(SIGTERM, request_stop);
-  }
-  ~StopSignals() {
-    std::signal(SIGINT, previous_int_);
-    std::signal(SIGTERM, previous_term_);
-  }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-
- private:
-  void (*previous_int_)(int) = nullptr;
-  void (*previous_term_)(int) = nullptr;
-};
-
-bool is_augmentation_preset(const std::string& name) {
-  const auto& presets = augmentation_preset_names();
-  return std::find(presets.begin(), presets.end(), name) != presets.end();
-}
-
-void check_options(const TrainOptions& o) {
-  if (o.data_dir.empty())
-    fail("--data is required: a dataset folder with data.parquet and images/");
-  if (o.out_dir.empty()) fail("--out is required: the run directory to write");
-  if (o.transfer != "frozen" && o.transfer != "finetune" && o.transfer != "scratch") {
-    fail("--transfer '{}' is unknown: use frozen, finetune or scratch", o.transfer);
-  }
-  if (o.optimizer != "adamw" && o.optimizer != "sgd") {
-    fail("--optimizer '{}' is unknown: use adamw or sgd", o.optimizer);
-  }
-  if (o.schedule != "cosine" && o.schedule != "step" && o.schedule != "constant") {
-    fail("--schedule '{}' is unknown: use cosine, step or constant", o.schedule);
-  }
-  if (o.monitor != "score" && o.monitor != "loss")
-    fail("--monitor '{}': use score or loss", o.monitor);
-  if (o.epochs < 1) fail("--epochs must be at least 1");
-  if (o.batch_size < 1) fail("--batch-size must be at least 1");
-  if (o.image_size < 16 || o.image_size > 1024) fail("--image-size must be between 16 and 1024");
-  if (o.validation.empty() && (o.validation_fraction <= 0 || o.validation_fraction >= 1)) {
-    fail("--validation-fraction must be between 0 and 1 (exclusive)");
-  }
-  if (o.feature_views < 1) fail("--feature-views must be at least 1");
-  if (!o.augment.empty() && !is_augmentation_preset(o.augment))
-    fail("--augment '{}' is unknown: use {}", o.augment,
-         fmt::join(augmentation_preset_names(), ", "));
-}
-
-// The augmentation preset a run uses: the one asked for; when resuming without one, the preset the
-// run was started with (config.json; older runs stored a true/false `augment`); else standard.
-std::string resolved_augmentation_preset(const TrainOptions& o) {
-  if (!o.augment.empty()) return o.augment;
-  const fs::path config_path = o.out_dir / "config.json";
-  if (!o.resume || !fs::exists(config_path)) return "standard";
-  const json config = json::parse(read_file(config_path), nullptr, /*allow_exceptions=*/false);
-  const json stored = config.is_object() ? config.value("augment", json()) : json();
-  if (stored.is_string() && is_augmentation_preset(stored.get<std::string>()))
-    return stored.get<std::string>();
-  if (stored.is_boolean()) return stored.get<bool>() ? "standard" : "none";
-  spdlog::warn("{} does not say which augmentation the run used; resuming with standard",
-               config_path.string());
-  return "standard";
-}
-
-json options_to_json(const TrainOptions& o) {
-  return {{"data", o.data_dir.string()},
-          {"out", o.out_dir.string()},
-          {"validation", o.validation.string()},
-          {"backbone", o.backbone},
-          {"transfer", o.transfer},
-          {"unfreeze_blocks", o.unfreeze_blocks},
-          {"epochs", o.epochs},
-          {"batch_size", o.batch_size},
-          {"head_lr", o.head_lr},
-          {"backbone_lr", o.backbone_lr},
-          {"weight_decay", o.weight_decay},
-          {"optimizer", o.optimizer},
-          {"schedule", o.schedule},
-          {"warmup_epochs", o.warmup_epochs},
-          {"label_smoothing", o.label_smoothing},
-          {"balance_tags", o.balance_tags},
-          {"dropout", o.dropout},
-          {"validation_fraction", o.validation_fraction},
-          {"monitor", o.monitor},
-          {"patience", o.patience},
-          {"image_size", o.image_size},
-          {"resize", name_of(o.resize)},
-          {"augment", o.augment},
-          {"augmentation", augmentation_preset(o.augment).to_json()},
-          {"feature_cache", o.feature_cache},
-          {"feature_views", o.feature_views},
-          {"seed", o.seed},
-          {"threads", o.threads},
-          {"strict", o.strict}};
-}
-
-TaskSpec dataset_task(const fs::path& data_dir) {
-  const fs::path task_file = data_dir / "task.json";
-  return fs::exists(task_file) ? TaskSpec::load(task_file) : TaskSpec::garments();
-}
-
-// Stratified by the category head (rows without a category form their own stratum).
-std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const LabelledDataset& data,
-                                                                     double fraction,
-                                                                     uint64_t seed) {
-  std::map<int64_t, std::vector<size_t>> strata;
-  const HeadSpec* category = data.spec.category_head();
-  for (size_t i = 0; i < data.size(); ++i) {
-    strata[category ? data.labels.at(category->name)[i] : 0].push_back(i);
-  }
-  std::mt19937_64 rng(seed);
-  std::vector<size_t> train, validation;
-  for (auto& [label, members] : strata) {
-    std::shuffle(members.begin(), members.end(), rng);
-    const auto held_out =
-        static_cast<size_t>(std::llround(fraction * static_cast<double>(members.size())));
-    validation.insert(validation.end(), members.begin(),
-                      members.begin() + static_cast<ptrdiff_t>(held_out));
-    train.insert(train.end(), members.begin() + static_cast<ptrdiff_t>(held_out), members.end());
-  }
-  std::sort(train.begin(), train.end());
-  std::sort(validation.begin(), validation.end());
-  if (train.empty() || validation.empty()) {
-    fail("the dataset has too few rows ({}) to hold out a validation split", data.size());
-  }
-  return {train, validation};
-}
-
-// A dataset with its images decoded and resized to the model input, failures dropped.
-struct ImageSet {
-  LabelledDataset data;
-  std::vector<cv::Mat> images;
-};
-
-ImageSet load_images(LabelledDataset data, const Preprocessing& pre, ThreadPool& pool,
-                     const std::string& label, bool strict) {
-  LoadedImages loaded = load_resized_images(data.images, pre, ImageLimits{}, pool, label);
-  if (!loaded.failed.empty()) {
-    std::string listed;
-    for (size_t i = 0; i < std::min<size_t>(loaded.errors.size(), 5); ++i)
-      listed += "\n  " + loaded.errors[i];
-    if (strict) fail("{} image(s) could not be read:{}", loaded.failed.size(), listed);
-    spdlog::warn("{} image(s) could not be read and are skipped:{}", loaded.failed.size(), listed);
-    std::vector<size_t> keep;
-    std::vector<cv::Mat> kept_images;
-    for (size_t i = 0, f = 0; i < data.size(); ++i) {
-      if (f < loaded.failed.size() && loaded.failed[f] == i) {
-        ++f;
-        continue;
-      }
-      keep.push_back(i);
-      kept_images.push_back(std::move(loaded.images[i]));
-    }
-    data = data.subset(keep);
-    loaded.images = std::move(kept_images);
-  }
-  return {std::move(data), std::move(loaded.images)};
-}
 
 // Label tensors of the examples at `indices`, per head.
 HeadTargets targets_for(const LabelledDataset& data, const std::vector<size_t>& indices) {
@@ -232,89 +77,10 @@ HeadTargets targets_for(const LabelledDataset& data, const std::vector<size_t>& 
   return targets;
 }
 
-LossOptions loss_options(const TrainOptions& o, const LabelledDataset& train) {
-  LossOptions options;
-  for (const auto& head : train.spec.heads) {
-    HeadLossOptions& h = options[head.name];
-    if (head.kind == HeadKind::Softmax) {
-      h.label_smoothing = o.label_smoothing;
-    } else if (o.balance_tags) {
-      // Rare tags get a larger weight on their positives (negatives / positives, at most 10).
-      const size_t tags = head.num_outputs();
-      const auto& labels = train.labels.at(head.name);
-      std::vector<float> weights(tags, 1.0f);
-      for (size_t k = 0; k < tags; ++k) {
-        double positives = 0, negatives = 0;
-        for (size_t i = k; i < labels.size(); i += tags) {
-          positives += labels[i] == 1;
-          negatives += labels[i] == 0;
-        }
-        if (positives > 0)
-          weights[k] = static_cast<float>(std::clamp(negatives / positives, 1.0, 10.0));
-      }
-      h.pos_weight = torch::tensor(weights);
-    }
-  }
-  return options;
-}
-
-// Peak learning-rate multiplier at a (fractional) epoch.
-double schedule_factor(const TrainOptions& o, double epoch) {
-  if (o.warmup_epochs > 0 && epoch < o.warmup_epochs) return (epoch + 1e-3) / o.warmup_epochs;
-  const double span = std::max(1.0, static_cast<double>(o.epochs - o.warmup_epochs));
-  const double progress = std::clamp((epoch - o.warmup_epochs) / span, 0.0, 1.0);
-  if (o.schedule == "cosine")
-    return 0.02 + 0.98 * 0.5 * (1 + std::cos(std::numbers::pi * progress));
-  if (o.schedule == "step") return progress < 2.0 / 3.0 ? 1.0 : 0.1;
-  return 1.0;
-}
-
-struct Optimizer {
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  std::vector<double> peak_lr;  // per parameter group
-
-  void set_factor(double factor) {
-    auto& groups = optimizer->param_groups();
-    for (size_t g = 0; g < groups.size(); ++g) groups[g].options().set_lr(peak_lr[g] * factor);
-  }
-};
-
-Optimizer make_optimizer(const TrainOptions& o, MultiTaskModel& model) {
-  ParameterGroups params = model->parameter_groups();
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  Optimizer result;
-  auto add = [&](std::vector<torch::Tensor> tensors, double lr) {
-    if (tensors.empty()) return;
-    if (o.optimizer == "adamw") {
-      groups.emplace_back(std::move(tensors),
-                          std::make_unique<torch::optim::AdamWOptions>(
-                              torch::optim::AdamWOptions(lr).weight_decay(o.weight_decay)));
-    } else {
-      groups.emplace_back(
-          std::move(tensors),
-          std::make_unique<torch::optim::SGDOptions>(
-              torch::optim::SGDOptions(lr).momentum(0.9).nesterov(true).weight_decay(
-                  o.weight_decay)));
-    }
-    result.peak_lr.push_back(lr);
-  };
-  add(params.heads, o.head_lr);
-  add(params.backbone, o.backbone_lr);
-  if (o.optimizer == "adamw") {
-    result.optimizer = std::make_unique<torch::optim::AdamW>(std::move(groups));
-  } else {
-    result.optimizer =
-        std::make_unique<torch::optim::SGD>(std::move(groups), torch::optim::SGDOptions(o.head_lr));
-  }
-  return result;
-}
-
-// Per-head probabilities collected over an epoch, and the matching labels.
-struct Collected {
+// Per-head probabilities and losses collected over the batches of a split.
+struct SplitCollector {
   SplitPredictions predictions;
-  std::map<std::string, double> loss_sum;
-  double total_loss_sum = 0;
-  int64_t rows = 0;
+  LossTotals losses;
 
   void add(const TaskSpec& spec, const HeadOutputs& logits, const HeadTargets& targets,
            const LossResult& loss) {
@@ -329,109 +95,12 @@ struct Collected {
       const int64_t* l = t.data_ptr<int64_t>();
       auto& labels = predictions.labels[head.name];
       labels.insert(labels.end(), l, l + t.numel());
-      loss_sum[head.name] += loss.per_head.at(head.name) * static_cast<double>(batch);
+      losses.per_head[head.name] += loss.per_head.at(head.name) * static_cast<double>(batch);
     }
-    total_loss_sum += loss.total.item<double>() * static_cast<double>(batch);
-    rows += batch;
+    losses.total += loss.total.item<double>() * static_cast<double>(batch);
+    losses.rows += batch;
   }
 };
-
-// Metrics of one split from what was collected; `thresholds` per multi-label head (tuned when
-// empty, and then returned through it).
-json split_metrics(const TaskSpec& spec, const Collected& c,
-                   std::map<std::string, std::vector<double>>* thresholds, bool tune,
-                   double* score) {
-  json out;
-  out["loss"] = c.rows ? c.total_loss_sum / static_cast<double>(c.rows) : 0.0;
-  double score_sum = 0;
-  for (const auto& head : spec.heads) {
-    json h;
-    h["loss"] = c.rows ? c.loss_sum.at(head.name) / static_cast<double>(c.rows) : 0.0;
-    const auto& probs = c.predictions.probabilities.at(head.name);
-    const auto& labels = c.predictions.labels.at(head.name);
-    if (head.kind == HeadKind::Softmax) {
-      SoftmaxMetrics m = softmax_metrics(probs, labels, head.classes);
-      h.update(m.to_json());
-      score_sum += m.top1_accuracy;
-    } else {
-      std::vector<double> t(head.num_outputs(), kDefaultTagThreshold);
-      if (tune) {
-        t.clear();
-        for (const auto& tuned : tune_tag_thresholds(probs, labels, head.classes))
-          t.push_back(tuned.threshold);
-        (*thresholds)[head.name] = t;
-      } else if (thresholds && thresholds->count(head.name)) {
-        t = thresholds->at(head.name);
-      }
-      MultiLabelMetrics m = multilabel_metrics(probs, labels, head.classes, t);
-      h.update(m.to_json());
-      score_sum += m.mean_average_precision;
-    }
-    out["heads"][head.name] = h;
-  }
-  *score = score_sum / static_cast<double>(spec.heads.size());
-  out["score"] = *score;
-  return out;
-}
-
-// What a checkpoint carries besides the model: where training stands.
-struct TrainingState {
-  int next_epoch = 0;  // 0-based epoch to run next
-  int best_epoch = 0;  // 1-based; 0 = none yet
-  double best_value = 0;
-  int epochs_without_improvement = 0;
-  json history = json::array();
-
-  json to_json() const {
-    return {{"next_epoch", next_epoch},
-            {"best_epoch", best_epoch},
-            {"best_value", best_value},
-            {"epochs_without_improvement", epochs_without_improvement},
-            {"history", history}};
-  }
-  static TrainingState from_json(const json& j) {
-    TrainingState s;
-    s.next_epoch = j.at("next_epoch").get<int>();
-    s.best_epoch = j.at("best_epoch").get<int>();
-    s.best_value = j.at("best_value").get<double>();
-    s.epochs_without_improvement = j.at("epochs_without_improvement").get<int>();
-    s.history = j.at("history");
-    return s;
-  }
-};
-
-void write_metrics_files(const fs::path& out, const TaskSpec& spec, const json& history) {
-  write_file_atomically(out / "metrics.json", history.dump(2));
-  std::string csv = "epoch,seconds,lr_factor,train_loss,val_loss,val_score";
-  for (const auto& head : spec.heads) {
-    if (head.kind == HeadKind::Softmax) {
-      csv += fmt::format(",train_{0}_top1,val_{0}_top1,val_{0}_top2,val_{0}_macro_f1", head.name);
-    } else {
-      csv += fmt::format(",train_{0}_map,val_{0}_map,val_{0}_macro_f1", head.name);
-    }
-  }
-  csv += '\n';
-  for (const auto& e : history) {
-    csv += fmt::format("{},{:.1f},{:.4f},{:.5f},{:.5f},{:.5f}", e["epoch"].get<int>(),
-                       e["seconds"].get<double>(), e["lr_factor"].get<double>(),
-                       e["train"]["loss"].get<double>(), e["val"]["loss"].get<double>(),
-                       e["val"]["score"].get<double>());
-    for (const auto& head : spec.heads) {
-      const json& t = e["train"]["heads"][head.name];
-      const json& v = e["val"]["heads"][head.name];
-      if (head.kind == HeadKind::Softmax) {
-        csv += fmt::format(",{:.5f},{:.5f},{:.5f},{:.5f}", t["top1_accuracy"].get<double>(),
-                           v["top1_accuracy"].get<double>(), v["top2_accuracy"].get<double>(),
-                           v["macro_f1"].get<double>());
-      } else {
-        csv += fmt::format(",{:.5f},{:.5f},{:.5f}", t["mean_average_precision"].get<double>(),
-                           v["mean_average_precision"].get<double>(), v["macro_f1"].get<double>());
-      }
-    }
-    csv += '\n';
-  }
-  write_file_atomically(out / "metrics.csv", csv);
-}
 
 int64_t parameter_count(MultiTaskModel& model) {
   int64_t count = 0;
@@ -448,372 +117,414 @@ int64_t model_macs_per_image(ModelBundle& bundle) {
       .macs_per_image;
 }
 
-std::string random_tag() {
-  std::random_device random;
-  return fmt::format("{:08x}{:08x}", random(), random());
-}
+class Trainer {
+ public:
+  Trainer(const TrainOptions& requested, TrainingResources& resources, const TrainingHooks& hooks)
+      : options_(resolve_options(requested)),
+        transfer_(*options_.transfer),
+        augmentation_(augmentation_of(*options_.augment)),
+        resources_(resources),
+        hooks_(hooks),
+        out_(options_.out_dir),
+        checkpoint_(out_) {}
 
-}  // namespace
-
-TrainResult train_model(const TrainOptions& requested) {
-  check_options(requested);
-  TrainOptions options = requested;
-  options.augment = resolved_augmentation_preset(requested);
-  const Augmentation augmentation = augmentation_preset(options.augment);
-  const int threads = options.threads > 0 ? options.threads : default_thread_count();
-  torch::set_num_threads(threads);
-  torch::manual_seed(options.seed);
-  const fs::path out = options.out_dir;
-  const fs::path checkpoint_path = out / "checkpoint.gnm";
-  const fs::path optimizer_path = out / "checkpoint.optim.pt";
-  if (!options.resume && fs::exists(checkpoint_path)) {
-    fail("{} already holds a training run: pass --resume to continue it or choose another --out",
-         out.string());
-  }
-  if (options.resume && !fs::exists(checkpoint_path)) {
-    fail("nothing to resume: {} has no checkpoint.gnm", out.string());
-  }
-  fs::create_directories(out);
-  const LogFile log_file(out / "train.log");
-  write_file_atomically(out / "config.json", options_to_json(options).dump(2));
-  spdlog::info("training run in {} ({} threads, seed {}, {} augmentation)", out.string(), threads,
-               options.seed, options.augment);
-
-  // Data.
-  const TaskSpec task = dataset_task(options.data_dir);
-  DatasetOptions data_options{.strict = options.strict, .derive_classes = true};
-  LabelledDataset all = load_labelled_dataset(options.data_dir / "data.parquet",
-                                              options.data_dir / "images", task, data_options);
-  LabelledDataset train_data, val_data;
-  if (options.validation.empty()) {
-    auto [train_rows, val_rows] = stratified_split(all, options.validation_fraction, options.seed);
-    train_data = all.subset(train_rows);
-    val_data = all.subset(val_rows);
-  } else {
-    train_data = std::move(all);
-    TaskSpec resolved = train_data.spec;  // the validation file must use the training classes
-    val_data = load_labelled_dataset(options.validation, options.data_dir / "images", resolved,
-                                     data_options);
-  }
-  const TaskSpec spec = train_data.spec;  // a copy: train_data is moved below
-
-  // Model: fresh from the backbone, or the checkpoint's when resuming.
-  MultiTaskModel model{nullptr};
-  Preprocessing pre;
-  std::optional<ModelBundle> checkpoint;
-  if (options.resume) {
-    checkpoint = load_model_file(checkpoint_path);
-    model = checkpoint->model;
-    pre = checkpoint->preprocessing;
-    if (model->spec().to_json() != spec.to_json()) {
-      fail("{} was trained on another task (heads or classes differ from {}); start a new run",
-           checkpoint_path.string(), options.data_dir.string());
+  TrainResult run() {
+    open_run_directory();
+    load_data();
+    build_model();
+    cache_features();
+    start();
+    for (int epoch = state_.next_epoch; epoch < options_.epochs; ++epoch) {
+      const auto started = std::chrono::steady_clock::now();
+      std::optional<SplitCollector> trained = run_epoch(epoch);
+      if (!trained) {
+        spdlog::warn(
+            "stopped by signal during epoch {}: its partial work is dropped and the checkpoint of "
+            "the last finished epoch kept. Continue with --resume (it restarts epoch {})",
+            epoch + 1, epoch + 1);
+        result_.interrupted = true;
+        break;
+      }
+      if (!select_and_checkpoint(epoch, *trained, validate(model_, feature_cache_), started)) break;
     }
-  } else {
-    const auto& natives = native_backbone_names();
-    if (options.transfer == "scratch" &&
-        std::find(natives.begin(), natives.end(), options.backbone) == natives.end()) {
-      fail(
-          "--transfer scratch trains a native architecture from random weights: pass one of {} "
-          "as --backbone, not '{}'",
-          fmt::join(natives, ", "), options.backbone);
+    result_.best_epoch = state_.best_epoch;
+    result_.epochs_run = state_.next_epoch;
+    result_.history = state_.history;
+    if (state_.best_epoch > 0)
+      result_.best_metrics =
+          state_.history.at(static_cast<size_t>(state_.best_epoch - 1)).validation;
+    if (options_.report && state_.best_epoch > 0 &&
+        (!best_validation_.probabilities.empty() || !result_.interrupted)) {
+      write_report();
     }
-    Backbone backbone = open_backbone(options.backbone);
-    pre = backbone->expected_preprocessing().value_or(Preprocessing{});
-    pre.width = pre.height = options.image_size;
-    pre.resize = options.resize;
-    model = MultiTaskModel(backbone, spec, ModelOptions{.dropout = options.dropout});
+    for (TrainingObserver* observer : hooks_.observers) observer->on_run_end(result_);
+    return result_;
   }
-  if (options.transfer == "frozen") model->freeze_backbone();
-  if (options.transfer == "finetune")
-    model->unfreeze_last_blocks(static_cast<size_t>(options.unfreeze_blocks));
-  if (options.transfer == "scratch") model->unfreeze_backbone();
 
-  ThreadPool pool(threads);
-  ImageSet train_set =
-      load_images(std::move(train_data), pre, pool, "loading training images", options.strict);
-  ImageSet val_set =
-      load_images(std::move(val_data), pre, pool, "loading validation images", options.strict);
-  spdlog::info("{} training and {} validation images at {}x{}; backbone {}, transfer {}",
-               train_set.data.size(), val_set.data.size(), pre.width, pre.height, options.backbone,
-               options.transfer);
+ private:
+  // ---- Stages ----
 
-  const LossOptions losses = loss_options(options, train_set.data);
-  Optimizer optimizer = make_optimizer(options, model);
-  TrainingState state;
-  if (checkpoint) {
-    state = TrainingState::from_json(checkpoint->metadata.at("training_state"));
-    torch::serialize::InputArchive archive;
-    c10::IValue saved_tag;
-    try {
-      archive.load_from(optimizer_path.string());
-      archive.read("checkpoint_tag", saved_tag);
-    } catch (const c10::Error&) {
-      saved_tag = c10::IValue(std::string());
+  // Checks the run directory against --resume, writes config.json and starts train.log.
+  void open_run_directory() {
+    if (!options_.resume && checkpoint_.exists()) {
+      fail("{} already holds a training run: pass --resume to continue it or choose another --out",
+           out_.string());
     }
-    if (saved_tag.isString() &&
-        saved_tag.toStringRef() == checkpoint->metadata.value("checkpoint_tag", "")) {
-      optimizer.optimizer->load(archive);
+    if (options_.resume && !checkpoint_.exists()) {
+      fail("nothing to resume: {} has no checkpoint.gnm", out_.string());
+    }
+    fs::create_directories(out_);
+    log_file_.emplace(out_ / "train.log");
+    write_file_atomically(out_ / "config.json", to_json(options_).dump(2));
+    spdlog::info("training run in {} ({} threads, seed {}, {} augmentation, transfer {})",
+                 out_.string(), torch::get_num_threads(), options_.seed,
+                 kAugmentationPresets.name_of(*options_.augment),
+                 kTransferModes.name_of(transfer_));
+  }
+
+  // Reads and splits the labelled table (images are decoded in build_model, once the input
+  // size is known).
+  void load_data() {
+    splits_ = load_training_splits(options_);
+    spec_ = splits_.train.spec;
+  }
+
+  // The model (fresh from the backbone, or the checkpoint's), which blocks train, the decoded
+  // images, the losses, the optimiser and, when resuming, its state.
+  void build_model() {
+    std::optional<Checkpoint::Loaded> resumed;
+    if (options_.resume) {
+      resumed = checkpoint_.load();
+      model_ = resumed->bundle.model;
+      pre_ = resumed->bundle.preprocessing;
+      if (model_->spec().to_json() != spec_.to_json()) {
+        fail("{} was trained on another task (heads or classes differ from {}); start a new run",
+             checkpoint_.model_path().string(), options_.data_dir.string());
+      }
     } else {
-      spdlog::warn("{} does not match the checkpoint; continuing with a fresh optimizer state",
-                   optimizer_path.string());
+      // Each run's initial weights follow from its own seed, whatever ran before in the process.
+      torch::manual_seed(options_.seed);
+      Backbone backbone = open_backbone(options_.backbone);
+      pre_ = backbone->expected_preprocessing().value_or(Preprocessing{});
+      pre_.width = pre_.height = options_.image_size;
+      pre_.resize = options_.resize;
+      model_ = MultiTaskModel(backbone, spec_, ModelOptions{.dropout = options_.dropout});
     }
-    spdlog::info("resuming at epoch {} of {}", state.next_epoch + 1, options.epochs);
+    switch (transfer_) {
+      case TransferMode::Frozen:
+        model_->freeze_backbone();
+        break;
+      case TransferMode::Finetune:
+        model_->unfreeze_last_blocks(static_cast<size_t>(options_.unfreeze_blocks));
+        break;
+      case TransferMode::Scratch:
+        model_->unfreeze_backbone();
+        break;
+    }
+
+    train_set_ = resources_.images().load(std::move(splits_.train), pre_, resources_.pool(),
+                                          "loading training images", options_.strict);
+    val_set_ = resources_.images().load(std::move(splits_.validation), pre_, resources_.pool(),
+                                        "loading validation images", options_.strict);
+    spdlog::info("{} training and {} validation images at {}x{}; backbone {}, transfer {}",
+                 train_set_.data.size(), val_set_.data.size(), pre_.width, pre_.height,
+                 options_.backbone, kTransferModes.name_of(transfer_));
+
+    losses_ = loss_options(options_, train_set_.data);
+    optimizer_ = make_optimizer(options_, model_);
+    if (resumed) {
+      state_ = resumed->state;
+      checkpoint_.restore_optimizer(*resumed, optimizer_);
+      spdlog::info("resuming at epoch {} of {}", state_.next_epoch + 1, options_.epochs);
+    } else {
+      // The epoch-0 checkpoint: a run stopped during its first epoch resumes from here.
+      checkpoint_.save(model_, pre_, {}, optimizer_, state_);
+    }
   }
 
-  // With a frozen backbone every epoch sees the same features: compute them once.
-  const bool feature_cache = options.transfer == "frozen" && options.feature_cache;
-  torch::Tensor train_features, val_features;
-  std::vector<size_t> cached_rows;  // training example of each cached feature row
-  auto features_of = [&](const std::vector<cv::Mat>& images, bool augmented, uint64_t seed,
-                         const std::string& label) {
-    torch::InferenceMode guard;
-    model->eval();
-    std::mt19937 rng(static_cast<uint32_t>(seed));
-    std::vector<torch::Tensor> parts;
-    Progress progress(label, static_cast<int64_t>(images.size()), "img");
-    for (size_t start = 0; start < images.size(); start += 256) {
-      std::vector<cv::Mat> batch(
-          images.begin() + static_cast<ptrdiff_t>(start),
-          images.begin() + static_cast<ptrdiff_t>(std::min(images.size(), start + 256)));
-      if (augmented) {
-        for (auto& image : batch) image = augment(image, augmentation, rng);
-      }
-      parts.push_back(model->features(make_input_batch(batch, pre)));
-      progress.advance(static_cast<int64_t>(batch.size()));
-    }
-    return torch::cat(parts).clone();
-  };
-  if (feature_cache) {
+  // With a frozen backbone every epoch sees the same features: compute them once (or take them
+  // from an earlier training of the process).
+  void cache_features() {
+    feature_cache_ = transfer_ == TransferMode::Frozen && options_.feature_cache;
+    if (!feature_cache_) return;
     std::vector<torch::Tensor> views;
-    for (int v = 0; v < options.feature_views; ++v) {
-      views.push_back(
-          features_of(train_set.images, v > 0, options.seed + v,
-                      fmt::format("caching features (view {}/{})", v + 1, options.feature_views)));
-      for (size_t i = 0; i < train_set.data.size(); ++i) cached_rows.push_back(i);
+    for (int v = 0; v < options_.feature_views; ++v) {
+      views.push_back(resources_.features().features(
+          model_, train_set_.images, train_set_.data.images, pre_, augmentation_, v, options_.seed,
+          fmt::format("caching features (view {}/{})", v + 1, options_.feature_views)));
+      for (size_t i = 0; i < train_set_.data.size(); ++i) cached_rows_.push_back(i);
     }
-    train_features = torch::cat(views);
-    val_features = features_of(val_set.images, false, 0, "caching validation features");
+    train_features_ = torch::cat(views);
+    val_features_ = resources_.features().features(model_, val_set_.images, val_set_.data.images,
+                                                   pre_, augmentation_, 0, options_.seed,
+                                                   "caching validation features");
   }
 
-  // Validation predictions and losses of `net`; from the cached features when `use_cache` (only
-  // for the run's own model, whose frozen backbone computed them).
-  auto validate = [&](MultiTaskModel& net, bool use_cache) {
-    Collected collected;
-    torch::InferenceMode guard;
-    net->eval();
-    for (size_t start = 0; start < val_set.data.size(); start += 256) {
-      std::vector<size_t> examples(std::min<size_t>(256, val_set.data.size() - start));
-      std::iota(examples.begin(), examples.end(), start);
-      HeadOutputs logits;
-      if (use_cache) {
-        logits = net->heads_forward(val_features.narrow(0, static_cast<int64_t>(start),
-                                                        static_cast<int64_t>(examples.size())));
-      } else {
-        std::vector<cv::Mat> images;
-        for (size_t i : examples) images.push_back(val_set.images[i]);
-        logits = net->forward(make_input_batch(images, pre));
-      }
-      const HeadTargets targets = targets_for(val_set.data, examples);
-      collected.add(spec, logits, targets, multitask_loss(spec, logits, targets, losses));
-    }
-    return collected;
-  };
+  void start() {
+    const size_t rows = feature_cache_ ? cached_rows_.size() : train_set_.data.size();
+    steps_per_epoch_ = static_cast<int64_t>((rows + static_cast<size_t>(options_.batch_size) - 1) /
+                                            static_cast<size_t>(options_.batch_size));
+    result_.model_path = out_ / "model.gnm";
+    const RunStart event{.options = options_,
+                         .spec = spec_,
+                         .training_rows = train_set_.data.size(),
+                         .validation_rows = val_set_.data.size(),
+                         .first_epoch = state_.next_epoch,
+                         .steps_per_epoch = steps_per_epoch_,
+                         .history = state_.history};
+    for (TrainingObserver* observer : hooks_.observers) observer->on_run_start(event);
+  }
 
-  StopSignals signals;
-  TrainResult result;
-  SplitPredictions best_validation;  // for the report
-  std::map<std::string, std::vector<double>> best_thresholds;
-  result.model_path = out / "model.gnm";
-  const auto steps_per_epoch =
-      static_cast<int64_t>((feature_cache ? cached_rows.size() : train_set.data.size()) +
-                           options.batch_size - 1) /
-      options.batch_size;
-  const std::string tag = random_tag();
-
-  auto save_checkpoint = [&](const std::map<std::string, std::vector<double>>& thresholds) {
-    torch::serialize::OutputArchive archive;
-    optimizer.optimizer->save(archive);
-    archive.write("checkpoint_tag", c10::IValue(tag));
-    write_atomically(optimizer_path, [&](const fs::path& temp) { archive.save_to(temp.string()); });
-    ModelBundle bundle{.model = model, .preprocessing = pre, .tag_thresholds = thresholds};
-    bundle.metadata = {{"training_state", state.to_json()}, {"checkpoint_tag", tag}};
-    save_model_file(bundle, checkpoint_path);
-  };
-
-  for (int epoch = state.next_epoch; epoch < options.epochs; ++epoch) {
-    const auto epoch_start = std::chrono::steady_clock::now();
-    std::mt19937 rng(static_cast<uint32_t>(options.seed * 7919 + static_cast<uint64_t>(epoch)));
-    torch::manual_seed(options.seed + static_cast<uint64_t>(epoch));
-    const size_t rows = feature_cache ? cached_rows.size() : train_set.data.size();
+  // Trains one epoch (0-based) over the shuffled training rows: what it predicted and lost, or
+  // nothing when a stop was requested during it.
+  std::optional<SplitCollector> run_epoch(int epoch) {
+    std::mt19937 rng(static_cast<uint32_t>(options_.seed * 7919 + static_cast<uint64_t>(epoch)));
+    torch::manual_seed(options_.seed + static_cast<uint64_t>(epoch));
+    const size_t rows = feature_cache_ ? cached_rows_.size() : train_set_.data.size();
     std::vector<size_t> order(rows);
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), rng);
 
-    model->train();
-    Collected train_collected;
-    Progress progress(fmt::format("epoch {}/{}", epoch + 1, options.epochs), steps_per_epoch,
+    model_->train();
+    SplitCollector collected;
+    Progress progress(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps_per_epoch_,
                       "steps");
+    const auto batch_size = static_cast<size_t>(options_.batch_size);
     int64_t step = 0;
-    for (size_t start = 0; start < rows; start += static_cast<size_t>(options.batch_size), ++step) {
-      optimizer.set_factor(
-          schedule_factor(options, epoch + static_cast<double>(step) / steps_per_epoch));
-      std::vector<size_t> batch(
+    for (size_t start = 0; start < rows; start += batch_size, ++step) {
+      const double lr_factor =
+          schedule_factor(options_, epoch + static_cast<double>(step) / steps_per_epoch_);
+      optimizer_.set_factor(lr_factor);
+      const std::vector<size_t> batch(
           order.begin() + static_cast<ptrdiff_t>(start),
-          order.begin() + static_cast<ptrdiff_t>(std::min(rows, start + options.batch_size)));
+          order.begin() + static_cast<ptrdiff_t>(std::min(rows, start + batch_size)));
       HeadOutputs logits;
       std::vector<size_t> examples;
-      if (feature_cache) {
-        for (size_t r : batch) examples.push_back(cached_rows[r]);
+      if (feature_cache_) {
+        for (size_t r : batch) examples.push_back(cached_rows_[r]);
         auto index = torch::tensor(std::vector<int64_t>(batch.begin(), batch.end()));
-        logits = model->heads_forward(train_features.index_select(0, index));
+        logits = model_->heads_forward(train_features_.index_select(0, index));
       } else {
         examples = batch;
         std::vector<cv::Mat> images;
-        for (size_t r : batch) {
-          images.push_back(augment(train_set.images[r], augmentation, rng));
-        }
-        logits = model->forward(make_input_batch(images, pre));
+        for (size_t r : batch) images.push_back(augment(train_set_.images[r], augmentation_, rng));
+        logits = model_->forward(make_input_batch(images, pre_));
       }
-      const HeadTargets targets = targets_for(train_set.data, examples);
-      LossResult loss = multitask_loss(spec, logits, targets, losses);
-      if (!std::isfinite(loss.total.item<double>())) {
+      const HeadTargets targets = targets_for(train_set_.data, examples);
+      const LossResult loss = multitask_loss(spec_, logits, targets, losses_);
+      const double loss_value = loss.total.item<double>();
+      if (!std::isfinite(loss_value)) {
         fail(
             "the training loss became {} at epoch {} step {}: lower the learning rate (--head-lr, "
             "--backbone-lr). The last good checkpoint is kept in {}",
-            loss.total.item<double>(), epoch + 1, step + 1, out.string());
+            loss_value, epoch + 1, step + 1, out_.string());
       }
-      optimizer.optimizer->zero_grad();
+      optimizer_.optimizer->zero_grad();
       loss.total.backward();
-      optimizer.optimizer->step();
-      train_collected.add(spec, logits, targets, loss);
-      progress.set_status(
-          fmt::format("loss {:.4f}", train_collected.total_loss_sum / train_collected.rows));
+      if (hooks_.gradients) hooks_.gradients->on_gradients(trained_parameters());
+      optimizer_.optimizer->step();
+      collected.add(spec_, logits, targets, loss);
+      progress.set_status(fmt::format(
+          "loss {:.4f}", collected.losses.total / static_cast<double>(collected.losses.rows)));
       progress.advance();
-      if (stop_requested) break;
+      const StepEnd event{.epoch = epoch,
+                          .step = step,
+                          .steps_per_epoch = steps_per_epoch_,
+                          .loss = loss_value,
+                          .lr_factor = lr_factor};
+      for (TrainingObserver* observer : hooks_.observers) observer->on_step_end(event);
+      if (stop_requested()) return std::nullopt;
     }
     progress.finish();
-    if (stop_requested) {
-      // Resume restarts this epoch from the weights reached so far.
-      state.next_epoch = epoch;
-      save_checkpoint({});
-      spdlog::warn("stopped by signal during epoch {}; checkpoint saved. Continue with --resume",
-                   epoch + 1);
-      result.interrupted = true;
-      break;
-    }
-
-    Collected val_collected = validate(model, feature_cache);
-    std::map<std::string, std::vector<double>> thresholds;
-    double train_score = 0, val_score = 0;
-    json entry;
-    entry["epoch"] = epoch + 1;
-    entry["lr_factor"] = schedule_factor(options, epoch + 1.0 - 1e-9);
-    entry["train"] = split_metrics(spec, train_collected, nullptr, false, &train_score);
-    entry["val"] = split_metrics(spec, val_collected, &thresholds, true, &val_score);
-    entry["seconds"] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    state.history.push_back(entry);
-
-    const double value =
-        options.monitor == "score" ? val_score : -entry["val"]["loss"].get<double>();
-    const bool improved = state.best_epoch == 0 || value > state.best_value;
-    std::string summary =
-        fmt::format("epoch {}/{}: train loss {:.4f}, val loss {:.4f}, val score {:.4f}", epoch + 1,
-                    options.epochs, entry["train"]["loss"].get<double>(),
-                    entry["val"]["loss"].get<double>(), val_score);
-    for (const auto& head : spec.heads) {
-      const json& v = entry["val"]["heads"][head.name];
-      summary +=
-          head.kind == HeadKind::Softmax
-              ? fmt::format(", {} top1 {:.3f} top2 {:.3f}", head.name,
-                            v["top1_accuracy"].get<double>(), v["top2_accuracy"].get<double>())
-              : fmt::format(", {} mAP {:.3f} F1 {:.3f}", head.name,
-                            v["mean_average_precision"].get<double>(), v["macro_f1"].get<double>());
-    }
-    spdlog::info("{}{}", summary, improved ? " (best so far)" : "");
-    if (improved) {
-      state.best_epoch = epoch + 1;
-      state.best_value = value;
-      state.epochs_without_improvement = 0;
-      ModelBundle best{.model = model, .preprocessing = pre, .tag_thresholds = thresholds};
-      best.metrics = {
-          {"epoch", epoch + 1}, {"validation", entry["val"]}, {"train", entry["train"]}};
-      best.metadata = {{"dataset", options.data_dir.string()},
-                       {"training_rows", train_set.data.size()},
-                       {"validation_rows", val_set.data.size()},
-                       {"config", options_to_json(options)}};
-      save_model_file(best, result.model_path);
-      best_validation = val_collected.predictions;
-      best_thresholds = thresholds;
-    } else {
-      ++state.epochs_without_improvement;
-    }
-    state.next_epoch = epoch + 1;
-    write_metrics_files(out, spec, state.history);
-    save_checkpoint(thresholds);
-    if (options.patience > 0 && state.epochs_without_improvement >= options.patience) {
-      spdlog::info("no improvement for {} epochs: stopping early", options.patience);
-      result.stopped_early = true;
-      break;
-    }
+    return collected;
   }
 
-  result.best_epoch = state.best_epoch;
-  result.epochs_run = state.next_epoch;
-  if (state.best_epoch > 0)
-    result.best_metrics = state.history.at(static_cast<size_t>(state.best_epoch - 1))["val"];
-  if (options.report && state.best_epoch > 0 &&
-      (!best_validation.probabilities.empty() || !result.interrupted)) {
-    ModelBundle best = load_model_file(result.model_path);
-    if (best_validation.probabilities.empty()) {
+  // Validation predictions and losses of `net`; from the cached features when `use_cache` (only
+  // for the run's own model, whose frozen backbone computed them).
+  SplitCollector validate(MultiTaskModel& net, bool use_cache) {
+    SplitCollector collected;
+    torch::InferenceMode guard;
+    net->eval();
+    constexpr size_t batch_size = 256;
+    for (size_t start = 0; start < val_set_.data.size(); start += batch_size) {
+      std::vector<size_t> examples(std::min(batch_size, val_set_.data.size() - start));
+      std::iota(examples.begin(), examples.end(), start);
+      HeadOutputs logits;
+      if (use_cache) {
+        logits = net->heads_forward(val_features_.narrow(0, static_cast<int64_t>(start),
+                                                         static_cast<int64_t>(examples.size())));
+      } else {
+        std::vector<cv::Mat> images;
+        for (size_t i : examples) images.push_back(val_set_.images[i]);
+        logits = net->forward(make_input_batch(images, pre_));
+      }
+      const HeadTargets targets = targets_for(val_set_.data, examples);
+      collected.add(spec_, logits, targets, multitask_loss(spec_, logits, targets, losses_));
+    }
+    return collected;
+  }
+
+  // Scores the epoch, keeps the model when it is the best so far, writes the metrics files and
+  // the checkpoint, and tells the observers. False when the run ends here (patience ran out or
+  // an observer asked).
+  bool select_and_checkpoint(int epoch, const SplitCollector& trained,
+                             const SplitCollector& validated,
+                             std::chrono::steady_clock::time_point started) {
+    std::map<std::string, std::vector<double>> thresholds;
+    std::map<std::string, std::vector<double>> default_thresholds;
+    EpochRecord record{.epoch = epoch + 1,
+                       .lr_factor = schedule_factor(options_, epoch + 1.0 - 1e-9),
+                       .train = score_split(spec_, trained.predictions, trained.losses,
+                                            default_thresholds, /*tune=*/false),
+                       .validation = score_split(spec_, validated.predictions, validated.losses,
+                                                 thresholds, /*tune=*/true)};
+    record.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    state_.history.push_back(record);
+
+    const double value =
+        options_.monitor == Monitor::Score ? record.validation.score : -record.validation.loss;
+    const bool improved = state_.best_epoch == 0 || value > state_.best_value;
+    spdlog::info("{}{}", epoch_summary(spec_, record, options_.epochs),
+                 improved ? " (best so far)" : "");
+    if (improved) {
+      state_.best_epoch = epoch + 1;
+      state_.best_value = value;
+      state_.epochs_without_improvement = 0;
+      ModelBundle best{.model = model_, .preprocessing = pre_, .tag_thresholds = thresholds};
+      best.metrics = {{"epoch", epoch + 1},
+                      {"validation", record.validation.to_json()},
+                      {"train", record.train.to_json()}};
+      best.metadata = {{"dataset", options_.data_dir.string()},
+                       {"training_rows", train_set_.data.size()},
+                       {"validation_rows", val_set_.data.size()},
+                       {"config", to_json(options_)}};
+      save_model_file(best, result_.model_path);
+      best_validation_ = validated.predictions;
+      best_thresholds_ = thresholds;
+    } else {
+      ++state_.epochs_without_improvement;
+    }
+    state_.next_epoch = epoch + 1;
+    write_metrics_files(out_, spec_, state_.history);
+    checkpoint_.save(model_, pre_, thresholds, optimizer_, state_);
+
+    const EpochEnd event{
+        .record = state_.history.back(), .improved = improved, .best_epoch = state_.best_epoch};
+    bool observer_stop = false;
+    for (TrainingObserver* observer : hooks_.observers) {
+      observer->on_epoch_end(event);
+      observer_stop = observer->stop_after(event) || observer_stop;
+    }
+    if (observer_stop) {
+      spdlog::info("stopped after epoch {} at an observer's request", epoch + 1);
+      result_.stopped_early = true;
+      return false;
+    }
+    if (options_.patience > 0 && state_.epochs_without_improvement >= options_.patience) {
+      spdlog::info("no improvement for {} epochs: stopping early", options_.patience);
+      result_.stopped_early = true;
+      return false;
+    }
+    return true;
+  }
+
+  // report.html and model_card.md for the best epoch.
+  void write_report() {
+    ModelBundle best = load_model_file(result_.model_path);
+    if (best_validation_.probabilities.empty()) {
       // The best epoch ran before a resume: predict the validation data again with its model.
       spdlog::info("predicting the validation data with the best epoch's model for the report");
-      best_validation = validate(best.model, false).predictions;
-      best_thresholds = best.tag_thresholds;
+      best_validation_ = validate(best.model, false).predictions;
+      best_thresholds_ = best.tag_thresholds;
     }
     const int64_t macs = model_macs_per_image(best);
     std::error_code ignored;
     write_train_report(
-        {.out_dir = out,
-         .model_path = result.model_path,
-         .spec = spec,
-         .history = &state.history,
-         .best_validation = best_validation,
-         .validation_images = val_set.data.images,
-         .thresholds = best_thresholds,
-         .summary = {{"data", options.data_dir.string()},
-                     {"backbone", options.backbone},
-                     {"transfer", options.transfer},
-                     {"input size", fmt::format("{}x{}", pre.width, pre.height)},
+        {.out_dir = out_,
+         .model_path = result_.model_path,
+         .spec = spec_,
+         .history = state_.history,
+         .best_validation = best_validation_,
+         .validation_images = val_set_.data.images,
+         .thresholds = best_thresholds_,
+         .summary = {{"data", options_.data_dir.string()},
+                     {"backbone", options_.backbone},
+                     {"transfer", kTransferModes.name_of(transfer_)},
+                     {"input size", fmt::format("{}x{}", pre_.width, pre_.height)},
                      {"FLOPs per image",
                       fmt::format("{:.1f} M ({}: 2 × the multiply-accumulates of convolutions and "
                                   "linear layers)",
                                   2e-6 * static_cast<double>(macs), 2 * macs)},
                      {"multiply-accumulates per image", macs},
-                     {"parameters", parameter_count(model)},
-                     {"model file", result.model_path.string()},
-                     {"model file size (bytes)", fs::file_size(result.model_path, ignored)},
-                     {"training rows", train_set.data.size()},
-                     {"validation rows", val_set.data.size()},
-                     {"best epoch", state.best_epoch},
-                     {"epochs run", state.next_epoch}}});
-    spdlog::info("report: {}", (out / "report.html").string());
+                     {"parameters", parameter_count(model_)},
+                     {"model file", result_.model_path.string()},
+                     {"model file size (bytes)", fs::file_size(result_.model_path, ignored)},
+                     {"training rows", train_set_.data.size()},
+                     {"validation rows", val_set_.data.size()},
+                     {"best epoch", state_.best_epoch},
+                     {"epochs run", state_.next_epoch}}});
+    spdlog::info("report: {}", (out_ / "report.html").string());
   }
-  return result;
+
+  // ---- Helpers ----
+
+  bool stop_requested() const { return hooks_.stop_requested && *hooks_.stop_requested; }
+
+  std::vector<torch::Tensor> trained_parameters() {
+    std::vector<torch::Tensor> trained;
+    for (const auto& p : model_->parameters()) {
+      if (p.requires_grad()) trained.push_back(p);
+    }
+    return trained;
+  }
+
+  const TrainOptions options_;  // resolved
+  const TransferMode transfer_;
+  const Augmentation augmentation_;
+  TrainingResources& resources_;
+  const TrainingHooks& hooks_;
+  const fs::path out_;
+  const Checkpoint checkpoint_;
+  std::optional<LogFile> log_file_;
+
+  TrainingSplits splits_;  // until build_model decodes their images
+  TaskSpec spec_;
+  ImageSet train_set_, val_set_;
+  MultiTaskModel model_{nullptr};
+  Preprocessing pre_;
+  LossOptions losses_;
+  Optimizer optimizer_;
+  TrainingState state_;
+  int64_t steps_per_epoch_ = 0;
+
+  bool feature_cache_ = false;
+  torch::Tensor train_features_, val_features_;
+  std::vector<size_t> cached_rows_;  // training example of each cached feature row
+
+  SplitPredictions best_validation_;  // of the best epoch of this process, for the report
+  std::map<std::string, std::vector<double>> best_thresholds_;
+  TrainResult result_;
+};
+
+}  // namespace
+
+TrainResult train_model(const TrainOptions& options, TrainingResources& resources,
+                        const TrainingHooks& hooks) {
+  return Trainer(options, resources, hooks).run();
 }
 
-TrainResult pretrain_backbone(TrainOptions options) {
-  if (options.transfer != "scratch") {
+TrainResult pretrain_backbone(TrainOptions options, TrainingResources& resources,
+                              const TrainingHooks& hooks) {
+  if (options.transfer && *options.transfer != TransferMode::Scratch)
     spdlog::info("pretraining trains the backbone from scratch (--transfer scratch)");
-    options.transfer = "scratch";
-  }
-  TrainResult result = train_model(options);
+  options.transfer = TransferMode::Scratch;
+  TrainResult result = train_model(options, resources, hooks);
   if (result.interrupted) return result;
   ModelBundle best = load_model_file(result.model_path);
   const fs::path backbone_path = options.out_dir / "backbone.pt";
   const json metadata = {{"pretrained_on", options.data_dir.string()},
-                         {"validation", result.best_metrics},
+                         {"validation", result.best_metrics.to_json()},
                          {"image_size", options.image_size}};
   save_backbone_file(best.model->backbone(), backbone_path, metadata);
   spdlog::info("backbone saved to {} (use: garmentnet train --backbone {})", backbone_path.string(),

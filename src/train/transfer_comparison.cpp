@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "core/html_report.h"
 #include "core/plot.h"
 
@@ -13,16 +14,24 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 json compare_transfer(TrainOptions target, const fs::path& backbone_file,
-                      const std::string& architecture, const fs::path& out_dir) {
+                      const std::string& architecture, const fs::path& out_dir,
+                      TrainingResources& resources, const TrainingHooks& hooks) {
   struct Mode {
-    std::string name, transfer, backbone, description;
+    std::string name;
+    TransferMode transfer;
+    std::string backbone, description;
   };
   const std::vector<Mode> modes{
-      {"frozen", "frozen", backbone_file.string(), "heads on the frozen pretrained backbone"},
-      {"finetune", "finetune", backbone_file.string(),
+      {"frozen", TransferMode::Frozen, backbone_file.string(),
+       "heads on the frozen pretrained backbone"},
+      {"finetune", TransferMode::Finetune, backbone_file.string(),
        "pretrained backbone, last blocks fine-tuned"},
-      {"scratch", "scratch", architecture, "same architecture from random weights"}};
-  json results = json::array();
+      {"scratch", TransferMode::Scratch, architecture, "same architecture from random weights"}};
+  struct Outcome {
+    double seconds = 0;
+    TrainResult result;
+  };
+  std::vector<Outcome> outcomes;
   target.report = false;
   target.resume = false;
   for (const auto& mode : modes) {
@@ -33,14 +42,12 @@ json compare_transfer(TrainOptions target, const fs::path& backbone_file,
     fs::remove_all(options.out_dir);
     spdlog::info("transfer comparison: {} ({})", mode.name, mode.description);
     const auto start = std::chrono::steady_clock::now();
-    const TrainResult result = train_model(options);
-    results.push_back(
-        {{"mode", mode.name},
-         {"description", mode.description},
-         {"seconds",
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()},
-         {"best_epoch", result.best_epoch},
-         {"validation", result.best_metrics}});
+    TrainResult result = train_model(options, resources, hooks);
+    if (result.interrupted)
+      fail("transfer comparison stopped by signal during the {} run", mode.name);
+    outcomes.push_back(
+        {std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+         std::move(result)});
   }
 
   // One row per mode: top-1/top-2 of softmax heads, macro F1 and mAP of tag heads.
@@ -48,30 +55,34 @@ json compare_transfer(TrainOptions target, const fs::path& backbone_file,
   std::vector<std::vector<std::string>> rows;
   BarChart chart{.style = {.title = "Validation results by transfer mode", .y_label = "score"},
                  .value_decimals = 2};
-  for (const auto& r : results) chart.series_names.push_back(r["mode"].get<std::string>());
-  chart.values.resize(results.size());
-  const json& first_heads = results.front()["validation"]["heads"];
-  for (const auto& [head, metrics] : first_heads.items()) {
-    const bool softmax = metrics.contains("top1_accuracy");
-    const std::vector<std::pair<std::string, std::string>> keys =
-        softmax ? std::vector<std::pair<std::string, std::string>>{{"top1_accuracy", "top-1"},
-                                                                   {"top2_accuracy", "top-2"}}
-                : std::vector<std::pair<std::string, std::string>>{
-                      {"macro_f1", "macro F1"}, {"mean_average_precision", "mAP"}};
-    for (const auto& [key, label] : keys) {
-      columns.push_back(head + " " + label);
-      chart.categories.push_back(head + " " + label);
-      for (size_t m = 0; m < results.size(); ++m) {
-        chart.values[m].push_back(results[m]["validation"]["heads"][head][key].get<double>());
+  for (const auto& mode : modes) chart.series_names.push_back(mode.name);
+  chart.values.resize(modes.size());
+  for (const auto& [head, first] : outcomes.front().result.best_metrics.heads) {
+    const std::vector<std::string> labels = first.softmax
+                                                ? std::vector<std::string>{"top-1", "top-2"}
+                                                : std::vector<std::string>{"macro F1", "mAP"};
+    for (size_t k = 0; k < labels.size(); ++k) {
+      columns.push_back(head + " " + labels[k]);
+      chart.categories.push_back(head + " " + labels[k]);
+      for (size_t m = 0; m < outcomes.size(); ++m) {
+        const HeadMetrics& h = outcomes[m].result.best_metrics.head(head);
+        chart.values[m].push_back(
+            h.softmax ? (k == 0 ? h.softmax->top1_accuracy : h.softmax->top2_accuracy)
+                      : (k == 0 ? h.multilabel->macro_f1 : h.multilabel->mean_average_precision));
       }
     }
   }
-  for (size_t m = 0; m < results.size(); ++m) {
-    std::vector<std::string> row{results[m]["mode"].get<std::string>(),
-                                 results[m]["description"].get<std::string>()};
+  json results = json::array();
+  for (size_t m = 0; m < outcomes.size(); ++m) {
+    std::vector<std::string> row{modes[m].name, modes[m].description};
     for (double value : chart.values[m]) row.push_back(fmt::format("{:.3f}", value));
-    row.push_back(fmt::format("{:.0f}", results[m]["seconds"].get<double>()));
+    row.push_back(fmt::format("{:.0f}", outcomes[m].seconds));
     rows.push_back(std::move(row));
+    results.push_back({{"mode", modes[m].name},
+                       {"description", modes[m].description},
+                       {"seconds", outcomes[m].seconds},
+                       {"best_epoch", outcomes[m].result.best_epoch},
+                       {"validation", outcomes[m].result.best_metrics.to_json()}});
   }
   std::vector<std::string> headers{"mode", "what"};
   headers.insert(headers.end(), columns.begin(), columns.end());

@@ -3,6 +3,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -14,7 +16,9 @@
 #include "model/model_file.h"
 #include "model/traced_model.h"
 #include "test_support.h"
+#include "train/feature_cache.h"
 #include "train/trainer.h"
+#include "train/training_data.h"
 #include "train/transfer_comparison.h"
 
 namespace garmentnet {
@@ -61,13 +65,13 @@ TEST(Train, TinyTaskLearnsAboveChanceAndWritesTheRun) {
   testing::TempDir dir;
   TrainOptions o = quick_options(dir / "run");
   o.report = true;
-  const TrainResult result = train_model(o);
+  const TrainResult result = train_model(o, testing::training_resources());
   const auto history = read_json(dir / "run/metrics.json");
   ASSERT_EQ(history.size(), 6u);
   // Loss falls and the category head beats chance (5 classes: 0.2) on validation data.
   EXPECT_LT(history.back()["train"]["loss"].get<double>(),
             history.front()["train"]["loss"].get<double>());
-  EXPECT_GT(result.best_metrics["heads"]["cc3"]["top1_accuracy"].get<double>(), 0.4);
+  EXPECT_GT(result.best_metrics.head("cc3").softmax->top1_accuracy, 0.4);
   for (const char* file :
        {"model.gnm", "metrics.csv", "config.json", "train.log", "report.html", "model_card.md",
         "plots/loss.png", "plots/validation_samples.png", "plots/worst_mistakes.png",
@@ -99,13 +103,13 @@ TEST(Train, PretrainSavesABackboneAndComparesTransferModes) {
   TrainOptions o = quick_options(dir / "pre");
   o.data_dir = testing::tiny_dataset() / "source";
   o.epochs = 2;
-  pretrain_backbone(o);
+  pretrain_backbone(o, testing::training_resources());
   ASSERT_TRUE(std::filesystem::exists(dir / "pre/backbone.pt"));
 
   TrainOptions target = quick_options(dir / "unused");
   target.epochs = 1;
-  const nlohmann::json summary =
-      compare_transfer(target, dir / "pre/backbone.pt", "small_cnn", dir / "pre");
+  const nlohmann::json summary = compare_transfer(target, dir / "pre/backbone.pt", "small_cnn",
+                                                  dir / "pre", testing::training_resources());
   ASSERT_EQ(summary["runs"].size(), 3u);
   for (const auto& run : summary["runs"]) {
     EXPECT_GT(run["validation"]["heads"]["cc3"]["top1_accuracy"].get<double>(), 0.0) << run["mode"];
@@ -124,26 +128,31 @@ TEST(Train, RefusesToOverwriteARunAndBadOptions) {
   testing::TempDir dir;
   TrainOptions o = quick_options(dir / "run");
   o.epochs = 1;
-  train_model(o);
-  EXPECT_THROW(train_model(o), InputError);
-  o.transfer = "sideways";
-  EXPECT_THROW(train_model(o), InputError);
+  train_model(o, testing::training_resources());
+  EXPECT_THROW(train_model(o, testing::training_resources()), InputError);
+  o.out_dir = dir / "other";
+  o.backbone = "torchscript:missing.pt";
+  o.transfer = TransferMode::Scratch;  // scratch needs a native architecture
+  EXPECT_NE(testing::error_of([&] {
+              train_model(o, testing::training_resources());
+            }).find("--transfer scratch trains a native architecture"),
+            std::string::npos);
 }
 
 TEST(Train, FeatureCacheMatchesRecomputingTheFrozenBackbone) {
   testing::TempDir dir;
   TrainOptions o = quick_options(dir / "cached");
-  o.transfer = "frozen";
+  o.transfer = TransferMode::Frozen;
   o.backbone = "small_cnn";
-  o.augment = "none";
+  o.augment = AugmentationPreset::None;
   o.dropout = 0;
   o.epochs = 2;
-  const TrainResult cached = train_model(o);
+  const TrainResult cached = train_model(o, testing::training_resources());
   o.out_dir = dir / "recomputed";
   o.feature_cache = false;
-  const TrainResult recomputed = train_model(o);
-  const double a = cached.best_metrics["loss"].get<double>();
-  const double b = recomputed.best_metrics["loss"].get<double>();
+  const TrainResult recomputed = train_model(o, testing::training_resources());
+  const double a = cached.best_metrics.loss;
+  const double b = recomputed.best_metrics.loss;
   EXPECT_NEAR(a, b, 1e-4 * std::abs(a));
 }
 
@@ -151,23 +160,24 @@ TEST(Train, ResumeKeepsTheAugmentationAndReportsABestEpochFromBeforeIt) {
   testing::TempDir dir;
   const auto run = dir / "run";
   TrainOptions o = quick_options(run);
-  o.transfer = "frozen";
+  o.transfer = TransferMode::Frozen;
   o.backbone = "small_cnn";
   o.epochs = 2;
-  o.augment = "light";
-  train_model(o);  // no report
+  o.augment = AugmentationPreset::Light;
+  train_model(o, testing::training_resources());  // no report
   EXPECT_EQ(read_json(run / "config.json")["augment"], "light");
-  EXPECT_EQ(read_json(run / "config.json")["augmentation"], augmentation_preset("light").to_json());
+  EXPECT_EQ(read_json(run / "config.json")["augmentation"],
+            augmentation_of(AugmentationPreset::Light).to_json());
   ASSERT_FALSE(std::filesystem::exists(run / "report.html"));
 
   // One more epoch that cannot improve (learning rate 0, frozen backbone): the best epoch stays
   // before the resume, and the report must be made from its model.
-  o.augment = "";
+  o.augment.reset();
   o.resume = true;
   o.epochs = 3;
   o.head_lr = 0;
   o.report = true;
-  const TrainResult result = train_model(o);
+  const TrainResult result = train_model(o, testing::training_resources());
   EXPECT_EQ(read_json(run / "config.json")["augment"], "light");
   EXPECT_EQ(read_json(run / "metrics.json").size(), 3u);
   EXPECT_LE(result.best_epoch, 2);
@@ -180,8 +190,7 @@ TEST(Train, CommandLineRefusesAnUnknownAugmentationPreset) {
       testing::run_garmentnet("train --data " + testing::tiny_dataset().string() + " --out " +
                               (dir / "run").string() + " --augment heavy");
   EXPECT_NE(result.exit_code, 0);
-  EXPECT_NE(result.output.find("--augment 'heavy' is unknown: use standard, light, none"),
-            std::string::npos)
+  EXPECT_NE(result.output.find("--augment 'heavy' is unknown: use standard, light or none"), std::string::npos)
       << result.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "run"));
 }
@@ -246,24 +255,160 @@ TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
   expect_report_of_best_epoch(run);
 }
 
-TEST(Train, SigtermSavesACheckpointAndExitsCleanly) {
+// The per-epoch figures of a run's metrics.json that a resume must reproduce exactly.
+std::vector<std::array<double, 3>> epoch_figures(const std::filesystem::path& run) {
+  std::vector<std::array<double, 3>> figures;
+  for (const auto& e : read_json(run / "metrics.json")) {
+    figures.push_back({e["train"]["loss"].get<double>(), e["val"]["loss"].get<double>(),
+                       e["val"]["score"].get<double>()});
+  }
+  return figures;
+}
+
+TEST(Train, SigtermMidEpochThenResumeGivesTheFiguresOfAnUninterruptedRun) {
   testing::TempDir dir;
-  const auto run = dir / "run";
-  const std::string arguments =
-      "train --data " + testing::tiny_dataset().string() + " --out " + run.string() +
-      " --image-size 32 --epochs 50 --batch-size 8 --patience 0 --no-report "
-      "--transfer scratch --backbone small_cnn";
-  const pid_t pid = start_training(arguments);
+  const std::string common = "train --data " + testing::tiny_dataset().string() +
+                             " --image-size 32 --epochs 4 --batch-size 8 --patience 0 "
+                             "--no-report --backbone small_cnn --threads 2 --out ";
+  const auto whole = testing::run_garmentnet(common + (dir / "whole").string());
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+
+  const auto run = dir / "stopped";
+  const pid_t pid = start_training(common + run.string());
   ASSERT_TRUE(wait_for_epochs(run, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into epoch 2
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
-  EXPECT_TRUE(std::filesystem::exists(run / "checkpoint.gnm"));
+  // The checkpoint is the last epoch boundary, and says so.
   const ModelBundle checkpoint = load_model_file(run / "checkpoint.gnm");
   const int next = checkpoint.metadata["training_state"]["next_epoch"].get<int>();
   EXPECT_EQ(static_cast<size_t>(next), read_json(run / "metrics.json").size());
+  ASSERT_LT(next, 4) << "the run finished before the signal";
+
+  const auto resumed = testing::run_garmentnet(common + run.string() + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  const auto expected = epoch_figures(dir / "whole");
+  const auto got = epoch_figures(run);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t e = 0; e < got.size(); ++e) {
+    for (size_t k = 0; k < 3; ++k) EXPECT_NEAR(got[e][k], expected[e][k], 1e-6) << "epoch " << e;
+  }
+}
+
+// Counts what a run tells its observers, and ends it after `stop_epoch` epochs.
+class RecordingObserver : public TrainingObserver {
+ public:
+  explicit RecordingObserver(int stop_epoch) : stop_epoch_(stop_epoch) {}
+  void on_run_start(const RunStart& start) override {
+    ++starts;
+    steps_per_epoch = start.steps_per_epoch;
+  }
+  void on_step_end(const StepEnd& step) override {
+    ++steps;
+    EXPECT_TRUE(std::isfinite(step.loss));
+  }
+  void on_epoch_end(const EpochEnd& end) override { scores.push_back(end.record.validation.score); }
+  bool stop_after(const EpochEnd& end) override { return end.record.epoch >= stop_epoch_; }
+  void on_run_end(const TrainResult& result) override { ended_after = result.epochs_run; }
+
+  int starts = 0;
+  int64_t steps = 0;
+  int64_t steps_per_epoch = 0;
+  std::vector<double> scores;
+  int ended_after = -1;
+
+ private:
+  int stop_epoch_;
+};
+
+// Zeroes every gradient (a stand-in for a reduction across ranks) and checks that, with plain
+// SGD and no weight decay, the parameters then never move.
+class ZeroingGradientHook : public GradientHook {
+ public:
+  void on_gradients(const std::vector<at::Tensor>& parameters) override {
+    ++calls;
+    if (initial.empty()) {
+      for (const auto& p : parameters) initial.push_back(p.detach().clone());
+    }
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      if (!parameters[i].grad().defined()) ++missing_gradients;
+      changed += !torch::equal(parameters[i].detach(), initial[i]);
+      parameters[i].mutable_grad().zero_();
+    }
+  }
+  int calls = 0;
+  int missing_gradients = 0;
+  int changed = 0;
+  std::vector<at::Tensor> initial;
+};
+
+TEST(Train, ObserversSeeEveryStepAndEpochAndCanStopTheRun) {
+  testing::TempDir dir;
+  TrainOptions o = quick_options(dir / "run");  // 6 epochs
+  RecordingObserver observer(/*stop_epoch=*/2);
+  ZeroingGradientHook hook;
+  o.optimizer = OptimizerKind::Sgd;
+  o.weight_decay = 0;
+  const TrainingHooks hooks{.observers = {&observer}, .gradients = &hook};
+  const TrainResult result = train_model(o, testing::training_resources(), hooks);
+  EXPECT_EQ(observer.starts, 1);
+  EXPECT_EQ(observer.ended_after, 2);
+  EXPECT_EQ(result.epochs_run, 2);
+  EXPECT_TRUE(result.stopped_early);
+  ASSERT_EQ(observer.scores.size(), 2u);
+  EXPECT_EQ(observer.scores[1], result.history[1].validation.score);
+  EXPECT_EQ(observer.steps, 2 * observer.steps_per_epoch);
+  EXPECT_EQ(hook.calls, observer.steps);
+  EXPECT_EQ(hook.missing_gradients, 0);
+  EXPECT_EQ(hook.changed, 0) << "a parameter moved although every gradient was zeroed";
+  EXPECT_FALSE(hook.initial.empty());
+}
+
+TEST(Train, LaterTrainingsOfAProcessReuseDecodedImagesAndFrozenFeatures) {
+  testing::TempDir dir;
+  TrainingResources resources(2);
+  TrainOptions o = quick_options(dir / "first");
+  o.epochs = 1;
+  o.transfer = TransferMode::Frozen;
+  train_model(o, resources);
+  const size_t decoded = resources.images().decoded_count();
+  const int64_t computed = resources.features().computed_count();
+  EXPECT_GT(decoded, 250u);  // the tiny dataset's 300 rows, less duplicates
+  EXPECT_EQ(computed, static_cast<int64_t>(decoded));
+
+  // Another split of the same images (another fold; the same seed initialises the same
+  // backbone): nothing decoded or computed again.
+  o.out_dir = dir / "second";
+  o.validation_fraction = 0.3;
+  const TrainResult second = train_model(o, resources);
+  EXPECT_EQ(resources.images().decoded_count(), decoded);
+  EXPECT_EQ(resources.features().computed_count(), computed);
+  EXPECT_GT(second.best_metrics.head("cc3").softmax->count, 0);
+
+  // Other backbone weights (another seed initialises small_cnn differently): new features.
+  o.out_dir = dir / "third";
+  o.seed = 8;
+  train_model(o, resources);
+  EXPECT_EQ(resources.images().decoded_count(), decoded);
+  EXPECT_EQ(resources.features().computed_count(), 2 * computed);
+}
+
+TEST(Train, DefaultTransferTrainsABareArchitectureWholeAndFineTunesPretrainedWeights) {
+  TrainOptions o = quick_options("/tmp/unused");
+  o.transfer.reset();
+  o.backbone = "small_cnn";
+  EXPECT_EQ(resolve_options(o).transfer, TransferMode::Scratch);
+  o.backbone = "runs/pre/backbone.pt";
+  EXPECT_EQ(resolve_options(o).transfer, TransferMode::Finetune);
+  o.backbone = "torchscript:resnet18.pt";
+  EXPECT_EQ(resolve_options(o).transfer, TransferMode::Finetune);
+  o.transfer = TransferMode::Frozen;  // asked for: kept (with a warning for a bare architecture)
+  o.backbone = "small_cnn";
+  EXPECT_EQ(resolve_options(o).transfer, TransferMode::Frozen);
+  EXPECT_EQ(resolve_options(o).augment, AugmentationPreset::Standard);
 }
 
 }  // namespace

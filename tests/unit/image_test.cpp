@@ -379,7 +379,7 @@ TEST(ImageTest, AugmentationPresets) {
   cv::Mat band(64, 64, CV_8UC3, cv::Scalar::all(0));
   band.colRange(28, 36).setTo(cv::Scalar(200, 100, 50));
 
-  const Augmentation light = augmentation_preset("light");
+  const Augmentation light = augmentation_of(AugmentationPreset::Light);
   EXPECT_TRUE(light.horizontal_flip);
   EXPECT_GT(light.max_shift, 0);
   std::mt19937 rng(3);
@@ -394,16 +394,14 @@ TEST(ImageTest, AugmentationPresets) {
   // The check above catches what the standard preset does on top of that.
   int standard_changes = 0;
   for (int i = 0; i < 10; ++i)
-    standard_changes +=
-        !only_flipped_or_shifted(augment(band, augmentation_preset("standard"), rng), band);
+    standard_changes += !only_flipped_or_shifted(
+        augment(band, augmentation_of(AugmentationPreset::Standard), rng), band);
   EXPECT_EQ(standard_changes, 10);
-  EXPECT_EQ(augmentation_preset("standard").to_json(), Augmentation{}.to_json());
-  EXPECT_EQ(augmentation_preset("none").to_json(), Augmentation::none().to_json());
+  EXPECT_EQ(augmentation_of(AugmentationPreset::Standard).to_json(), Augmentation{}.to_json());
+  EXPECT_EQ(augmentation_of(AugmentationPreset::None).to_json(), Augmentation::none().to_json());
 
-  EXPECT_NE(testing::error_of([] {
-              augmentation_preset("heavy");
-            }).find("augmentation preset 'heavy' is unknown: use standard, light, none"),
-            std::string::npos);
+  EXPECT_EQ(testing::error_of([] { kAugmentationPresets.parse("heavy", "augmentation preset"); }),
+            "augmentation preset 'heavy' is unknown: use standard, light or none");
 }
 
 TEST(ImageTest, PreprocessingAndAugmentationJsonRoundTrip) {
@@ -445,11 +443,11 @@ TEST(ImageTest, PreprocessingAndAugmentationJsonRoundTrip) {
 
   EXPECT_NE(testing::error_of([] {
               Preprocessing::from_json({{"resize", "crop"}});
-            }).find("resize must be 'stretch' or 'pad', not 'crop'"),
+            }).find("resize must be stretch or pad, not 'crop'"),
             std::string::npos);
   EXPECT_NE(testing::error_of([] {
               Preprocessing::from_json({{"shrink", "cubic"}});
-            }).find("shrink must be 'linear' or 'area', not 'cubic'"),
+            }).find("shrink must be linear or area, not 'cubic'"),
             std::string::npos);
   EXPECT_NE(testing::error_of([] {
               Preprocessing::from_json({{"width", "wide"}});

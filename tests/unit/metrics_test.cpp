@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "train/epoch_metrics.h"
 
 namespace garmentnet {
 namespace {
@@ -292,6 +293,35 @@ TEST(TuneTagThresholds, TheTunedThresholdReproducesTheBestF1) {
   for (std::size_t tag = 0; tag < 3; ++tag) {
     EXPECT_NEAR(metrics.tags[tag].at_threshold.f1, tuned[tag].f1, kTolerance) << tag;
   }
+}
+
+}  // namespace
+}  // namespace garmentnet
+
+namespace garmentnet {
+namespace {
+
+// metrics.json, checkpoints and model files hold the typed metrics as JSON: reading back what was
+// written gives the same structs (compared through their JSON, which carries every field).
+TEST(MetricsJson, EpochRecordsRoundTripThroughJson) {
+  const TagExample example;
+  const std::vector<double> thresholds = {0.15, 0.5, 0.65, 0.95};
+  HeadMetrics category{.loss = 1.25, .softmax = example_softmax_metrics()};
+  HeadMetrics tags{.loss = 0.5,
+                   .multilabel = multilabel_metrics(example.probabilities, example.labels,
+                                                    example.names, thresholds)};
+  SplitMetrics split{.loss = 1.75, .score = 0.5, .heads = {{"cc3", category}, {"tags", tags}}};
+  const EpochRecord record{
+      .epoch = 3, .lr_factor = 0.25, .seconds = 1.5, .train = split, .validation = split};
+  const nlohmann::json written = history_to_json({record, record});
+  const TrainingHistory read = history_from_json(nlohmann::json::parse(written.dump()));
+  ASSERT_EQ(read.size(), 2u);
+  EXPECT_EQ(history_to_json(read), written);
+  EXPECT_EQ(read[1].validation.head("cc3").softmax->confusion, category.softmax->confusion);
+  EXPECT_EQ(read[1].validation.head("tags").multilabel->tags[2].at_default.f1,
+            tags.multilabel->tags[2].at_default.f1);
+  EXPECT_FALSE(read[0].train.head("tags").softmax.has_value());
+  EXPECT_EQ(read[0].train.head("cc3").score(), category.softmax->top1_accuracy);
 }
 
 }  // namespace

@@ -291,11 +291,11 @@ TEST_F(TorchScriptBackboneTest, HasTheNativeParametersAndTrainsFineTunesAndResum
   TempDir dir;
   TrainOptions options = testing::quick_train_options(dir / "run", 1);
   options.backbone = "torchscript:" + script_path().string();
-  options.transfer = "finetune";
+  options.transfer = TransferMode::Finetune;
   options.unfreeze_blocks = 1;
   options.image_size = 16;
   options.batch_size = 128;
-  train_model(options);
+  train_model(options, testing::training_resources());
   auto backbone_of = [](const std::filesystem::path& model) {
     return load_model_file(model).model->backbone();
   };
@@ -311,7 +311,7 @@ TEST_F(TorchScriptBackboneTest, HasTheNativeParametersAndTrainsFineTunesAndResum
   // Resuming continues from the embedded module's weights with the saved optimizer state.
   options.resume = true;
   options.epochs = 2;
-  train_model(options);
+  train_model(options, testing::training_resources());
   const std::string log = read_file(dir / "run/train.log");
   EXPECT_NE(log.find("resuming at epoch 2 of 2"), std::string::npos) << log;
   EXPECT_EQ(log.find("fresh optimizer state"), std::string::npos) << log;

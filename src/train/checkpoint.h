@@ -1,0 +1,62 @@
+// The resumable state of a run, written at every epoch boundary: checkpoint.gnm (model file with
+// the training state in its metadata) and checkpoint.optim.pt (optimiser state), tied together
+// by a random tag so a mismatched pair is detected. Both are written atomically; a run stopped
+// at any moment (Ctrl-C, SIGTERM, kill -9) resumes from the last epoch boundary and gives the
+// same figures as an uninterrupted run.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/model_file.h"
+#include "train/epoch_metrics.h"
+#include "train/optimization.h"
+
+namespace garmentnet {
+
+// Where training stands.
+struct TrainingState {
+  int next_epoch = 0;  // 0-based epoch to run next
+  int best_epoch = 0;  // 1-based; 0 = none yet
+  double best_value = 0;
+  int epochs_without_improvement = 0;
+  TrainingHistory history;
+
+  nlohmann::json to_json() const;
+  static TrainingState from_json(const nlohmann::json& json);
+};
+
+class Checkpoint {
+ public:
+  explicit Checkpoint(const std::filesystem::path& run_dir);
+
+  bool exists() const;
+  const std::filesystem::path& model_path() const { return model_path_; }
+
+  void save(MultiTaskModel& model, const Preprocessing& pre,
+            const std::map<std::string, std::vector<double>>& thresholds,
+            const Optimizer& optimizer, const TrainingState& state) const;
+
+  // The checkpoint's model file (model, preprocessing, thresholds) and training state.
+  struct Loaded {
+    ModelBundle bundle;
+    TrainingState state;
+    std::string tag;
+  };
+  Loaded load() const;
+
+  // Loads the optimiser state saved with `loaded`; warns and keeps `optimizer` fresh when the
+  // state file is missing or belongs to another checkpoint.
+  void restore_optimizer(const Loaded& loaded, Optimizer& optimizer) const;
+
+ private:
+  std::filesystem::path model_path_;
+  std::filesystem::path optimizer_path_;
+  std::string tag_;  // this run's tag, written with every save
+};
+
+}  // namespace garmentnet

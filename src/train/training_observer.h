@@ -1,0 +1,64 @@
+// The hooks of a training run, for the parts that plug into it without touching its loop:
+// experiment tracking (every figure as it is made), tuning (a fold's score, stopping a poor
+// trial early) and distributed training (reducing gradients across ranks). Torch-free but for
+// GradientHook, which sees the parameters.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "train/epoch_metrics.h"
+#include "train/train_options.h"
+
+namespace at {
+class Tensor;
+}
+
+namespace garmentnet {
+
+struct TrainResult;
+
+struct RunStart {
+  const TrainOptions& options;  // resolved: every choice decided
+  const TaskSpec& spec;
+  size_t training_rows = 0;
+  size_t validation_rows = 0;
+  int first_epoch = 0;  // 0-based; more than 0 when resuming
+  int64_t steps_per_epoch = 0;
+  const TrainingHistory& history;  // the epochs already run (resume), else empty
+};
+
+struct StepEnd {
+  int epoch = 0;  // 0-based
+  int64_t step = 0;
+  int64_t steps_per_epoch = 0;
+  double loss = 0;       // this step's total loss
+  double lr_factor = 0;  // of the peak learning rates
+};
+
+struct EpochEnd {
+  const EpochRecord& record;
+  bool improved = false;  // the best epoch so far on the monitored value
+  int best_epoch = 0;     // 1-based
+};
+
+class TrainingObserver {
+ public:
+  virtual ~TrainingObserver() = default;
+  virtual void on_run_start(const RunStart&) {}
+  virtual void on_step_end(const StepEnd&) {}
+  virtual void on_epoch_end(const EpochEnd&) {}
+  // Asked after every epoch: true ends the run there, like early stopping (a pruned trial).
+  virtual bool stop_after(const EpochEnd&) { return false; }
+  virtual void on_run_end(const TrainResult&) {}
+};
+
+// Called after every backward pass, before the optimiser step, with the trained parameters
+// (their gradients filled in).
+class GradientHook {
+ public:
+  virtual ~GradientHook() = default;
+  virtual void on_gradients(const std::vector<at::Tensor>& parameters) = 0;
+};
+
+}  // namespace garmentnet
