@@ -95,8 +95,7 @@ class Database {
           columns[c].type = ColumnType::String;
           break;
         default:
-          fail_internal("column '{}' was not cast to BIGINT, DOUBLE or VARCHAR",
-               columns[c].name);
+          fail_internal("column '{}' was not cast to BIGINT, DOUBLE or VARCHAR", columns[c].name);
       }
     }
     for (;;) {
@@ -238,7 +237,7 @@ const Column& Table::column(std::string_view name, std::string_view source) cons
 void Table::add_column(Column column) {
   if (!columns_.empty() && column.values.size() != num_rows()) {
     fail_internal("column '{}' has {} rows, the table {}", column.name, column.values.size(),
-         num_rows());
+                  num_rows());
   }
   if (find(column.name) != nullptr) fail_internal("duplicate column '{}'", column.name);
   columns_.push_back(std::move(column));

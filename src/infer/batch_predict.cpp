@@ -225,8 +225,7 @@ double StreamedPredictions::images_per_second() const {
 StreamedPredictions predict_images(const Predictor& predictor, const std::vector<std::string>& ids,
                                    const std::vector<fs::path>& images,
                                    const StreamOptions& options) {
-  if (ids.size() != images.size())
-    fail_internal("{} ids for {} images", ids.size(), images.size());
+  if (ids.size() != images.size()) fail_internal("{} ids for {} images", ids.size(), images.size());
   if (options.batch_size < 1) fail("--batch-size must be at least 1 (got {})", options.batch_size);
   const auto start = std::chrono::steady_clock::now();
   const TaskSpec& spec = predictor.spec();

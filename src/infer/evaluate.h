@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "data/task_spec.h"
+#include "eval/metrics.h"
 #include "infer/batch_predict.h"
 #include "infer/benchmark.h"
-#include "eval/metrics.h"
 
 namespace garmentnet {
 

@@ -5,8 +5,8 @@
 #include "core/plot.h"
 #include "core/text_table.h"
 #include "data/image_grid.h"
-#include "infer/evaluate.h"
 #include "eval/metric_report.h"
+#include "infer/evaluate.h"
 
 namespace garmentnet {
 namespace fs = std::filesystem;

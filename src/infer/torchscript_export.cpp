@@ -75,7 +75,7 @@ HeadOutputs run_traced_model(torch::jit::Module& module, const TaskSpec& spec,
   const auto& elements = output.toTupleRef().elements();
   if (elements.size() != spec.heads.size())
     fail_internal("the TorchScript model returned {} outputs for {} heads", elements.size(),
-         spec.heads.size());
+                  spec.heads.size());
   HeadOutputs result;
   for (size_t i = 0; i < spec.heads.size(); ++i)
     result[spec.heads[i].name] = elements[i].toTensor();

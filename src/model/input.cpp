@@ -10,8 +10,8 @@ at::Tensor make_input_batch(const std::vector<cv::Mat>& resized, const Preproces
   float* out = batch.data_ptr<float>();
   for (size_t i = 0; i < resized.size(); ++i) {
     if (resized[i].cols != pre.width || resized[i].rows != pre.height) {
-      fail_internal("image {} is {}x{}, the model takes {}x{}", i, resized[i].cols,
-           resized[i].rows, pre.width, pre.height);
+      fail_internal("image {} is {}x{}, the model takes {}x{}", i, resized[i].cols, resized[i].rows,
+                    pre.width, pre.height);
     }
     write_normalized_chw(resized[i], pre, out + static_cast<int64_t>(i) * 3 * plane);
   }

@@ -190,7 +190,8 @@ TEST(Train, CommandLineRefusesAnUnknownAugmentationPreset) {
       testing::run_garmentnet("train --data " + testing::tiny_dataset().string() + " --out " +
                               (dir / "run").string() + " --augment heavy");
   EXPECT_NE(result.exit_code, 0);
-  EXPECT_NE(result.output.find("--augment 'heavy' is unknown: use standard, light or none"), std::string::npos)
+  EXPECT_NE(result.output.find("--augment 'heavy' is unknown: use standard, light or none"),
+            std::string::npos)
       << result.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "run"));
 }
