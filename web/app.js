@@ -5,9 +5,13 @@
 const state = { model: null };
 const $ = (id) => document.getElementById(id);
 
+// The error state: the message shown, no result card (it would belong to an earlier photo).
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = !message;
+  if (!message) return;
+  $("result").hidden = true;
+  document.body.dataset.state = "error";
 }
 
 function percent(p) { return (100 * p).toFixed(1) + " %"; }
@@ -61,22 +65,26 @@ async function classify(file) {
   showError("");
   if (!state.model) await loadModel();
   if (!state.model) return;
-  $("preview").src = URL.createObjectURL(file);
+  document.body.dataset.state = "classifying";
   const headers = { "Content-Type": file.type || "application/octet-stream" };
   const key = $("api-key").value;
   if (key) headers.Authorization = "Bearer " + key;
   const response = await fetch(`/v1/models/${encodeURIComponent(state.model.name)}:classify-image`,
                                { method: "POST", headers, body: file });
-  const answer = await response.json();
+  // Errors are JSON {"error": ...}; a proxy in front may answer something else.
+  const text = await response.text();
+  let answer = {};
+  try { answer = JSON.parse(text); } catch { answer = { error: text.slice(0, 200) }; }
   if (response.status === 401) {
     $("api-key-row").hidden = false;
     showError("This server needs an API key: enter it above and pick the photo again.");
     return;
   }
   if (!response.ok) {
-    showError(answer.error || `the server answered ${response.status}`);
+    showError(`The server answered ${response.status}: ${answer.error || "no reason given"}`);
     return;
   }
+  $("preview").src = URL.createObjectURL(file);
   const categories = $("categories");
   categories.replaceChildren(...(answer.categories || []).map((c) => barRow(c.name, c.probability, "category")));
   const tags = $("tags");

@@ -61,13 +61,11 @@ void add_predict_command(CLI::App& app) {
                 options.output.c_str());
     if (result.failures.empty()) return;
     const std::string& id_column = predictor.spec().id_column;
-    const auto list = failures_path_for(options.output);
-    write_failures_table(result.failures, id_column, list);
     std::fprintf(
         stderr,
         "%zu image(s) could not be read; their rows hold NULL predictions:\n%s(all listed in %s)\n",
         result.failures.size(), describe_failures(result.failures, id_column).c_str(),
-        list.c_str());
+        result.failures_file.c_str());
     if (!flags->allow_missing) throw CLI::RuntimeError(kExitImageFailures);
   });
 }

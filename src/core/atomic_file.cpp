@@ -16,10 +16,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A hidden sibling ending in the target's extension, so that writers that choose the format by
+// extension (write_table) can write it.
 fs::path temporary_sibling(const fs::path& target) {
   std::random_device random;
-  return target.parent_path() /
-         fmt::format(".{}.tmp-{}-{:x}", target.filename().string(), ::getpid(), random());
+  return target.parent_path() / fmt::format(".{}.tmp-{}-{:x}{}", target.filename().string(),
+                                            ::getpid(), random(), target.extension().string());
 }
 
 void sync_file(const fs::path& path) {
@@ -33,21 +35,65 @@ void sync_file(const fs::path& path) {
 }  // namespace
 
 void write_atomically(const fs::path& target, const std::function<void(const fs::path&)>& write) {
-  if (target.has_parent_path()) {
+  write_all_atomically({{.target = target, .write = write}});
+}
+
+void write_all_atomically(const std::vector<PendingFile>& files) {
+  struct Step {
+    fs::path target;
+    fs::path temp;
+    bool replaces = false;  // the target existed
+    fs::path previous;      // a hard link to it, kept until all renames succeed ("": none made)
+    bool committed = false;
+  };
+  std::vector<Step> steps;
+  const auto remove_quietly = [](const fs::path& path) {
     std::error_code ignored;
-    fs::create_directories(target.parent_path(), ignored);
-  }
-  const fs::path temp = temporary_sibling(target);
+    if (!path.empty()) fs::remove_all(path, ignored);
+  };
   try {
-    write(temp);
-    if (!fs::exists(temp)) fail_internal("nothing was written for {}", target.string());
-    sync_file(temp);
-    fs::rename(temp, target);
+    for (const PendingFile& file : files) {
+      if (file.target.has_parent_path()) {
+        std::error_code ignored;
+        fs::create_directories(file.target.parent_path(), ignored);
+      }
+      steps.push_back({.target = file.target, .temp = temporary_sibling(file.target)});
+      file.write(steps.back().temp);
+      if (!fs::exists(steps.back().temp))
+        fail_internal("nothing was written for {}", file.target.string());
+      sync_file(steps.back().temp);
+    }
+    for (Step& step : steps) {
+      std::error_code error;
+      step.replaces = fs::exists(step.target, error);
+      if (step.replaces) {
+        // A file system without hard links gets no way back for this one, but still the commit.
+        const fs::path link = temporary_sibling(step.target);
+        fs::create_hard_link(step.target, link, error);
+        if (!error) step.previous = link;
+      }
+      fs::rename(step.temp, step.target, error);
+      if (error) {
+        fail("cannot replace {}: {}; {} left as {} were", step.target.string(), error.message(),
+             steps.size() == 1 ? "it is" : "all outputs are", steps.size() == 1 ? "it" : "they");
+      }
+      step.committed = true;
+    }
   } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(temp, ignored);
+    for (Step& step : steps) {
+      std::error_code ignored;
+      if (!step.committed) {
+        remove_quietly(step.previous);
+        remove_quietly(step.temp);
+      } else if (!step.previous.empty()) {
+        fs::rename(step.previous, step.target, ignored);
+      } else if (!step.replaces) {
+        fs::remove(step.target, ignored);
+      }
+    }
     throw;
   }
+  for (const Step& step : steps) remove_quietly(step.previous);
 }
 
 void write_file_atomically(const fs::path& target, std::string_view content) {

@@ -124,6 +124,7 @@ LabelledDataset load_labelled_dataset(const fs::path& table_path, const fs::path
   std::unordered_map<std::string, std::string> signature_of_id;
   std::vector<std::string> conflicting;
   std::vector<std::string> invalid;
+  std::set<size_t> heads_with_unknown_values;  // softmax heads (indices) with unknown values
   for (size_t row = 0; row < table.num_rows(); ++row) {
     const std::string where = fmt::format("{}: row {}", file, row + 1);
     const Value& id_value = id_column.values[row];
@@ -157,6 +158,7 @@ LabelledDataset load_labelled_dataset(const fs::path& table_path, const fs::path
         if (found == softmax[h].index.end()) {
           invalid.push_back(fmt::format("row {}: column '{}' has unknown value '{}'", row + 1,
                                         head.column, category_text(value)));
+          heads_with_unknown_values.insert(h);
           labels.push_back(-1);
         } else {
           labels.push_back(found->second);
@@ -193,11 +195,11 @@ LabelledDataset load_labelled_dataset(const fs::path& table_path, const fs::path
         file, conflicting.size(), summarize(conflicting));
   }
   if (!invalid.empty()) {
+    // The known values of the columns that had unknown ones (not of those only wrong elsewhere).
     std::string known;
-    for (const auto& head : dataset.spec.heads) {
-      if (head.kind == HeadKind::Softmax) {
-        known += fmt::format(" Known '{}' values: {}.", head.column, fmt::join(head.classes, ", "));
-      }
+    for (const size_t h : heads_with_unknown_values) {
+      const HeadSpec& head = dataset.spec.heads[h];
+      known += fmt::format(" Known '{}' values: {}.", head.column, fmt::join(head.classes, ", "));
     }
     fail("{}: {} invalid label(s): {}.{}", file, invalid.size(), summarize(invalid), known);
   }

@@ -12,6 +12,7 @@
 #include <optional>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
@@ -335,8 +336,7 @@ std::string describe_failures(const std::vector<ImageFailure>& failures,
   return text;
 }
 
-void write_failures_table(const std::vector<ImageFailure>& failures, const std::string& id_column,
-                          const fs::path& path) {
+Table failures_table(const std::vector<ImageFailure>& failures, const std::string& id_column) {
   Column row{"row", ColumnType::Int64, {}};
   Column id{id_column, ColumnType::String, {}};
   Column image{"image", ColumnType::String, {}};
@@ -349,7 +349,7 @@ void write_failures_table(const std::vector<ImageFailure>& failures, const std::
   }
   Table table;
   for (Column* column : {&row, &id, &image, &reason}) table.add_column(std::move(*column));
-  write_table(table, path);
+  return table;
 }
 
 fs::path failures_path_for(const fs::path& output) {
@@ -373,9 +373,23 @@ PredictResult predict_file(const Predictor& predictor, const PredictOptions& opt
   images.reserve(ids.size());
   for (const auto& id : ids) images.push_back(spec.image_path(options.images_dir, id));
   const StreamedPredictions streamed = predict_images(predictor, ids, images, options.stream);
-  write_table(prediction_table(predictor, ids, streamed, options.columns), options.output);
+  const Table predictions = prediction_table(predictor, ids, streamed, options.columns);
+  const fs::path failures_file = failures_path_for(options.output);
+  const Table failures = failures_table(streamed.failures, spec.id_column);
+  if (streamed.failures.empty()) {
+    write_table(predictions, options.output);
+    std::error_code ignored;
+    fs::remove(failures_file, ignored);
+  } else {
+    const auto table_to = [](const Table& table) {
+      return [&table](const fs::path& temp) { write_table(table, temp); };
+    };
+    write_all_atomically({{.target = options.output, .write = table_to(predictions)},
+                          {.target = failures_file, .write = table_to(failures)}});
+  }
   return {.rows = ids.size(),
           .failures = streamed.failures,
+          .failures_file = streamed.failures.empty() ? fs::path() : failures_file,
           .images_predicted = streamed.images_predicted,
           .seconds = streamed.seconds,
           .images_per_second = streamed.images_per_second()};

@@ -71,8 +71,9 @@ struct PredictOptions {
 };
 
 struct PredictResult {
-  size_t rows = 0;                     // input rows = output rows
-  std::vector<ImageFailure> failures;  // rows written with NULL predictions
+  size_t rows = 0;                      // input rows = output rows
+  std::vector<ImageFailure> failures;   // rows written with NULL predictions
+  std::filesystem::path failures_file;  // where they are listed ("" when there are none)
   size_t images_predicted = 0;
   double seconds = 0;
   double images_per_second = 0;
@@ -83,17 +84,18 @@ struct PredictResult {
 std::string describe_failures(const std::vector<ImageFailure>& failures,
                               const std::string& id_column, size_t max_lines = 20);
 
-// Writes every failure (row, id, image, reason) as a table (.csv or .parquet), atomically.
-void write_failures_table(const std::vector<ImageFailure>& failures, const std::string& id_column,
-                          const std::filesystem::path& path);
+// Every failure (row, id, image, reason) as a table.
+Table failures_table(const std::vector<ImageFailure>& failures, const std::string& id_column);
 
 // The file listing the failures of a run that writes `output`: `<stem>.failures.csv` beside it.
 std::filesystem::path failures_path_for(const std::filesystem::path& output);
 
-// Predicts every row of `options.input` and writes `options.output` atomically. Bad input (no id
-// column, no rows, a missing images folder, an unknown output extension) is an InputError before
-// any work; with stream.stop_at_first_failure an image failure is an InputError and nothing is
-// written. Otherwise failed rows are written with NULL predictions and returned.
+// Predicts every row of `options.input` and writes `options.output`. Bad input (no id column, no
+// rows, a missing images folder, an unknown output extension) is an InputError before any work;
+// with stream.stop_at_first_failure an image failure is an InputError and nothing is written.
+// Otherwise failed rows are written with NULL predictions, listed in failures_path_for(output)
+// and returned. The outputs are committed together (write_all_atomically): when one cannot be
+// written (a full disk), neither is; a list left by an earlier run with failures is removed.
 PredictResult predict_file(const Predictor& predictor, const PredictOptions& options);
 
 }  // namespace garmentnet

@@ -1,9 +1,7 @@
 // POST /v1/models/{name}[/versions/{v}]:classify-image — for people and simple scripts: a raw
 // image body or a multipart upload in, named top-2 categories and tags out.
-#include <algorithm>
-#include <numeric>
-
 #include "core/error.h"
+#include "eval/metrics.h"
 #include "serve/service.h"
 
 namespace garmentnet {
@@ -19,45 +17,43 @@ std::string_view image_bytes(const HttpRequest& request) {
   if (request.header("Content-Type").starts_with("application/json")) {
     fail("this route takes the image itself (raw body or multipart upload); JSON goes to :predict");
   }
-  if (request.body.empty()) fail("empty request body; send the image bytes (JPEG, PNG or WebP)");
   return request.body;
 }
 
-nlohmann::json softmax_head_json(const HeadSpec& head, const std::vector<float>& p, size_t top) {
-  std::vector<size_t> order(p.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+}  // namespace
+
+nlohmann::json softmax_head_json(const HeadSpec& head, const std::vector<float>& p) {
   nlohmann::json out = nlohmann::json::array();
-  for (size_t k = 0; k < std::min(top, order.size()); ++k) {
+  const std::array<int64_t, 2> top = top2_classes(p, p.size()).front();
+  for (size_t k = 0; k < top.size() && top[k] >= 0; ++k) {
+    const auto index = static_cast<size_t>(top[k]);
     out.push_back({{"rank", k + 1},
-                   {"index", order[k]},
-                   {"name", head.classes[order[k]]},
-                   {"probability", p[order[k]]}});
+                   {"index", index},
+                   {"name", head.classes[index]},
+                   {"probability", p[index]}});
   }
   return out;
 }
 
 nlohmann::json tag_head_json(const HeadSpec& head, const std::vector<float>& p,
                              const std::vector<double>& thresholds) {
+  const std::vector<int64_t> present = decide_tags(p, thresholds);
   nlohmann::json out = nlohmann::json::array();
   for (size_t t = 0; t < p.size(); ++t) {
     out.push_back({{"name", head.classes[t]},
                    {"probability", p[t]},
                    {"threshold", thresholds[t]},
-                   {"present", p[t] >= thresholds[t]}});
+                   {"present", present[t] == 1}});
   }
   return out;
 }
 
-}  // namespace
-
 HttpResponse handle_classify_image(Service& service, const HttpRequest& request,
                                    const std::string& name, std::optional<int64_t> version) {
   const auto started = std::chrono::steady_clock::now();
-  service.check_api_key(request);
-  const auto model = service.find_model(name, version);
+  auto [model, arrival] =
+      service.open_prediction(request, name, version, "the image bytes (JPEG, PNG or WebP)");
   const Predictor& predictor = *model->predictor;
-  Batcher::Arrival arrival = service.expect_request();
   cv::Mat image =
       decode_image(image_bytes(request), "uploaded image", service.options().limits.image,
                    std::min(predictor.preprocessing().width, predictor.preprocessing().height));
@@ -67,7 +63,7 @@ HttpResponse handle_classify_image(Service& service, const HttpRequest& request,
   for (const HeadSpec& head : predictor.spec().heads) {
     const std::vector<float>& p = probabilities.at(head.name);
     heads[head.name] = head.kind == HeadKind::Softmax
-                           ? softmax_head_json(head, p, 2)
+                           ? softmax_head_json(head, p)
                            : tag_head_json(head, p, predictor.thresholds(head.name));
   }
   nlohmann::json body = {{"model", {{"name", name}, {"version", model->version}}},

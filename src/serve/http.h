@@ -1,6 +1,6 @@
 // The HTTP layer behind a small interface: handlers see plain request/response structs, so the
-// HTTP library (cpp-httplib today) is an implementation detail of http_server.cpp and could be
-// swapped without touching the routes.
+// HTTP library (cpp-httplib today, with the request framing of http_framing.h in front of it) is
+// an implementation detail of http_server.cpp and could be swapped without touching the routes.
 #pragma once
 
 #include <functional>
@@ -45,11 +45,17 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Told the status of every request the HTTP layer answers itself, before or instead of the
+// handler (a body or headers over the limits, malformed framing or request line).
+using HttpRefusalObserver = std::function<void(int status)>;
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";    // interface to bind; "0.0.0.0" for all
   int port = 8501;                   // 0 = any free port (see HttpServer::port)
-  size_t max_body_bytes = 10 << 20;  // larger bodies get 413 before they are read
+  size_t max_body_bytes = 10 << 20;  // larger bodies get 413: declared, before they are read;
+                                     // chunked, as soon as the chunks cross it
+  size_t max_head_bytes = 64 << 10;  // request line + headers; larger get 431
+  size_t max_headers = 100;          // header fields; more get 431
   // Connection worker threads. cpp-httplib keeps a thread per open keep-alive connection; they
   // mostly wait on the batcher, so this is sized for a load balancer's connection pool.
   int threads = 128;
@@ -63,7 +69,7 @@ struct HttpServerOptions {
 class HttpServer {
  public:
   // Binds the socket (InputError naming host:port when it cannot); serving starts with run().
-  HttpServer(const HttpServerOptions& options, HttpHandler handler);
+  HttpServer(const HttpServerOptions& options, HttpHandler handler, HttpRefusalObserver on_refused);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -1,6 +1,9 @@
 #include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <deque>
@@ -12,6 +15,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "serve/http.h"
+#include "serve/http_framing.h"
 
 namespace garmentnet {
 
@@ -23,17 +27,6 @@ std::string HttpRequest::header(const std::string& name) const {
   const auto found = headers.find(name);
   return found == headers.end() ? std::string() : found->second;
 }
-
-struct HttpServer::Impl {
-  httplib::Server server;
-  HttpHandler handler;
-  int port = 0;
-  // httplib's stop() does nothing before listening has begun, so a stop() that races with run()
-  // is remembered here and honoured.
-  std::atomic<bool> stopping{false};
-  std::atomic<bool> run_entered{false};
-  std::atomic<bool> run_finished{false};
-};
 
 namespace {
 
@@ -99,6 +92,246 @@ class ConnectionPool final : public httplib::TaskQueue {
   std::vector<std::thread> workers_;
 };
 
+// The thread's connection while it is served: cpp-httplib's error handler (below) is only given
+// the request and response, and must know whether the framing already refused the request.
+class FramedConnection;
+thread_local const FramedConnection* connection_of_this_thread = nullptr;
+
+// The reason phrases of the statuses the framing answers.
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 413:
+      return "Content Too Large";
+    case 431:
+      return "Request Header Fields Too Large";
+    default:
+      return "Bad Request";
+  }
+}
+
+// One client connection as cpp-httplib's Stream, with the framing of http_framing.h between the
+// socket and the library: each request's head is read and checked here first, and the library is
+// then given exactly that request's bytes — the head, then no more body than Content-Length or
+// the chunked framing says, which stops at the body limit. A request refused by its framing is
+// answered here, and the connection closes.
+class FramedConnection final : public httplib::Stream {
+ public:
+  FramedConnection(socket_t socket, const HttpServerOptions& options,
+                   const HttpRefusalObserver& on_refused)
+      : socket_(socket),
+        options_(options),
+        limits_{.max_head_bytes = options.max_head_bytes,
+                .max_headers = options.max_headers,
+                .max_body_bytes = options.max_body_bytes},
+        on_refused_(on_refused) {}
+
+  // Waits (at most the keep-alive timeout, or until `stopping`) for the next request and reads
+  // its head. False when the connection should end: closed, idle, or the request refused.
+  bool next_request(const std::function<bool()>& stopping) {
+    head_.clear();
+    head_read_ = 0;
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(options_.keep_alive_timeout_s);
+    while (unread() == 0) {
+      if (stopping() || std::chrono::steady_clock::now() > deadline) return false;
+      if (wait_for(POLLIN, 50) && !receive()) return false;
+    }
+    try {
+      size_t end = find_head_end(unread_bytes(), limits_);
+      while (end == std::string_view::npos) {
+        if (!wait_for(POLLIN, options_.read_timeout_s * 1000) || !receive()) return false;
+        end = find_head_end(unread_bytes(), limits_);
+      }
+      head_.assign(unread_bytes().substr(0, end));
+      buffer_read_ += end;
+      // Empty lines before the request line are allowed (RFC 9112 §2.2); the library is not.
+      head_.erase(0, head_.find_first_not_of("\r\n"));
+      framing_ = parse_body_framing(head_, limits_);
+    } catch (const HttpFramingError& e) {
+      refuse(e);
+      return false;
+    }
+    body_left_ = framing_.length;
+    chunks_ = ChunkedBodyTracker(limits_.max_body_bytes);
+    return true;
+  }
+
+  // Whether the library read all of the request (else the rest would be taken for the next one).
+  bool request_finished() const {
+    switch (framing_.kind) {
+      case BodyFraming::Kind::None:
+        return head_read_ == head_.size();
+      case BodyFraming::Kind::Length:
+        return body_left_ == 0;
+      case BodyFraming::Kind::Chunked:
+        return chunks_.done();
+    }
+    return false;
+  }
+  bool refused() const { return refused_; }
+
+  // Ends the connection. After a refusal the client may still be sending its body; reading (and
+  // dropping) it for a moment lets the client see the answer instead of a connection reset.
+  void close() {
+    if (refused_) {
+      ::shutdown(socket_, SHUT_WR);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      char sink[16 << 10];
+      while (std::chrono::steady_clock::now() < deadline && wait_for(POLLIN, 100) &&
+             ::recv(socket_, sink, sizeof sink, 0) > 0) {
+      }
+    }
+    ::shutdown(socket_, SHUT_RDWR);
+    ::close(socket_);
+  }
+
+  bool is_readable() const override {
+    return head_read_ < head_.size() || unread() > 0 ||
+           wait_for(POLLIN, options_.read_timeout_s * 1000);
+  }
+  bool is_writable() const override { return wait_for(POLLOUT, options_.write_timeout_s * 1000); }
+
+  ssize_t read(char* out, size_t size) override {
+    if (refused_) return -1;
+    if (head_read_ < head_.size()) {
+      const size_t n = std::min(size, head_.size() - head_read_);
+      std::memcpy(out, head_.data() + head_read_, n);
+      head_read_ += n;
+      return static_cast<ssize_t>(n);
+    }
+    if (request_finished()) return 0;
+    if (unread() == 0 && (!wait_for(POLLIN, options_.read_timeout_s * 1000) || !receive()))
+      return -1;
+    size_t n = std::min(size, unread());
+    if (framing_.kind == BodyFraming::Kind::Length) {
+      n = static_cast<size_t>(std::min<uint64_t>(n, body_left_));
+      body_left_ -= n;
+    } else {
+      try {
+        n = chunks_.feed(unread_bytes().substr(0, n));
+      } catch (const HttpFramingError& e) {
+        refuse(e);
+        return -1;
+      }
+    }
+    std::memcpy(out, buffer_.data() + buffer_read_, n);
+    buffer_read_ += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  ssize_t write(const char* data, size_t size) override {
+    if (refused_ || !is_writable()) return -1;
+    return ::send(socket_, data, size, MSG_NOSIGNAL);
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    address_of(::getpeername, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    address_of(::getsockname, ip, port);
+  }
+  socket_t socket() const override { return socket_; }
+
+ private:
+  size_t unread() const { return buffer_.size() - buffer_read_; }
+  std::string_view unread_bytes() const { return std::string_view(buffer_).substr(buffer_read_); }
+
+  bool wait_for(short events, int timeout_ms) const {
+    pollfd entry{.fd = socket_, .events = events, .revents = 0};
+    int ready = 0;
+    do {
+      ready = ::poll(&entry, 1, timeout_ms);
+    } while (ready < 0 && errno == EINTR);
+    return ready > 0;
+  }
+
+  // Appends what the socket has (at most 16 KiB); false when the peer closed or failed.
+  bool receive() {
+    if (buffer_read_ == buffer_.size()) {
+      buffer_.clear();
+      buffer_read_ = 0;
+    }
+    const size_t old_size = buffer_.size();
+    buffer_.resize(old_size + (16 << 10));
+    const ssize_t n = ::recv(socket_, buffer_.data() + old_size, 16 << 10, 0);
+    buffer_.resize(old_size + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+    return n > 0;
+  }
+
+  void refuse(const HttpFramingError& error) {
+    refused_ = true;
+    on_refused_(error.status);
+    const std::string body = nlohmann::json{{"error", error.what()}}.dump();
+    const std::string answer = fmt::format(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+        "Connection: close\r\n\r\n{}",
+        error.status, reason_phrase(error.status), body.size(), body);
+    for (size_t sent = 0; sent < answer.size() && is_writable();) {
+      const ssize_t n = ::send(socket_, answer.data() + sent, answer.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+  }
+
+  template <typename Query>
+  void address_of(Query query, std::string& ip, int& port) const {
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    ip.clear();
+    port = 0;
+    if (query(socket_, reinterpret_cast<sockaddr*>(&address), &length) != 0) return;
+    char host[NI_MAXHOST];
+    char service[NI_MAXSERV];
+    if (::getnameinfo(reinterpret_cast<sockaddr*>(&address), length, host, sizeof host, service,
+                      sizeof service, NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+      ip = host;
+      port = std::atoi(service);
+    }
+  }
+
+  socket_t socket_;
+  const HttpServerOptions& options_;
+  HttpFramingLimits limits_;
+  const HttpRefusalObserver& on_refused_;
+  std::string buffer_;  // bytes received and not yet handed on (from buffer_read_)
+  size_t buffer_read_ = 0;
+  std::string head_;  // the current request's head, handed to the library first
+  size_t head_read_ = 0;
+  BodyFraming framing_;
+  uint64_t body_left_ = 0;  // of a Content-Length body
+  ChunkedBodyTracker chunks_{0};
+  bool refused_ = false;
+};
+
+// cpp-httplib's server with its per-connection loop replaced by one over FramedConnection (the
+// library's loop reads straight from the socket). The loop keeps the library's rules: up to
+// keep_alive_max_requests requests, each new one within the keep-alive timeout, until stop().
+class FramedServer final : public httplib::Server {
+ public:
+  FramedServer(const HttpServerOptions& options, HttpRefusalObserver on_refused)
+      : options_(options), on_refused_(std::move(on_refused)) {}
+
+ private:
+  bool process_and_close_socket(socket_t socket) override {
+    FramedConnection connection(socket, options_, on_refused_);
+    connection_of_this_thread = &connection;
+    const auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
+    for (size_t served = 0; served < options_.keep_alive_max_requests;) {
+      if (!connection.next_request(stopping)) break;
+      const bool last = ++served == options_.keep_alive_max_requests;
+      bool client_closed = false;
+      const bool answered = process_request(connection, last, client_closed, nullptr);
+      if (!answered || client_closed || !connection.request_finished()) break;
+    }
+    connection_of_this_thread = nullptr;
+    connection.close();
+    return true;
+  }
+
+  const HttpServerOptions options_;
+  const HttpRefusalObserver on_refused_;
+};
+
 HttpRequest to_request(const httplib::Request& in) {
   HttpRequest out;
   out.method = in.method;
@@ -125,8 +358,6 @@ void write_response(const HttpResponse& in, httplib::Response& out) {
 // {"error": "..."} body as the routes.
 std::string library_error_message(int status) {
   switch (status) {
-    case 413:
-      return "request body too large";
     case 414:
       return "request URI too long";
     case 400:
@@ -138,8 +369,22 @@ std::string library_error_message(int status) {
 
 }  // namespace
 
-HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
-    : impl_(std::make_unique<Impl>()) {
+struct HttpServer::Impl {
+  Impl(const HttpServerOptions& options, HttpRefusalObserver on_refused)
+      : server(options, std::move(on_refused)) {}
+  FramedServer server;
+  HttpHandler handler;
+  int port = 0;
+  // httplib's stop() does nothing before listening has begun, so a stop() that races with run()
+  // is remembered here and honoured.
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> run_entered{false};
+  std::atomic<bool> run_finished{false};
+};
+
+HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler,
+                       HttpRefusalObserver on_refused)
+    : impl_(std::make_unique<Impl>(options, on_refused)) {
   impl_->handler = std::move(handler);
   httplib::Server& server = impl_->server;
   const auto threads = static_cast<size_t>(std::max(1, options.threads));
@@ -147,7 +392,6 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
   server.new_task_queue = [threads, max_waiting] {
     return new ConnectionPool(threads, max_waiting);
   };
-  server.set_payload_max_length(options.max_body_bytes);
   server.set_tcp_nodelay(true);  // else small answers wait ~40 ms for delayed ACKs (Nagle)
   server.set_read_timeout(options.read_timeout_s, 0);
   server.set_write_timeout(options.write_timeout_s, 0);
@@ -164,13 +408,18 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
     server.Patch(pattern, dispatch);
     server.Options(pattern, dispatch);
   }
-  server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&,
-                                                                   httplib::Response& response) {
-    if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    response.set_content(nlohmann::json{{"error", library_error_message(response.status)}}.dump(),
-                         "application/json");
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  // The library's own refusals (a malformed request line, a URI over 8 KiB) are counted and get
+  // a JSON body; a read failing because the framing refused the request was answered already.
+  server.set_error_handler(httplib::Server::HandlerWithResponse(
+      [on_refused](const httplib::Request&, httplib::Response& response) {
+        if (!response.body.empty() || connection_of_this_thread->refused())
+          return httplib::Server::HandlerResponse::Unhandled;
+        on_refused(response.status);
+        response.set_content(
+            nlohmann::json{{"error", library_error_message(response.status)}}.dump(),
+            "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   // Handlers never throw (they map errors to statuses); this is the last line of defence.
   server.set_exception_handler(
       [](const httplib::Request&, httplib::Response& response, std::exception_ptr) {

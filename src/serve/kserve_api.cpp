@@ -12,8 +12,6 @@
 namespace garmentnet {
 namespace {
 
-constexpr const char* kInputName = "images";
-
 nlohmann::json model_metadata(const Service& service, const LoadedModel& model) {
   nlohmann::json versions = nlohmann::json::array();
   for (const int64_t version : service.registry().served_versions())
@@ -27,7 +25,7 @@ nlohmann::json model_metadata(const Service& service, const LoadedModel& model) 
   return {{"name", service.options().model_name},
           {"versions", versions},
           {"platform", "garmentnet"},
-          {"inputs", {{{"name", kInputName}, {"datatype", "UINT8"}, {"shape", {-1, -1, -1, 3}}}}},
+          {"inputs", {{{"name", kImagesInput}, {"datatype", "UINT8"}, {"shape", {-1, -1, -1, 3}}}}},
           {"outputs", outputs}};
 }
 
@@ -37,17 +35,27 @@ static_assert(std::endian::native == std::endian::little,
 
 constexpr const char* kHeaderLengthField = "Inference-Header-Content-Length";
 
-// Appends the numbers of a flat or nested `data` list to `out`.
-void flatten_numbers(const nlohmann::json& data, std::vector<double>& out) {
+// Appends the numbers of a flat or nested `data` list to `out`; only integers when `integers`.
+void flatten_numbers(const nlohmann::json& data, bool integers, std::vector<double>& out) {
   for (const nlohmann::json& value : data) {
     if (value.is_array()) {
-      flatten_numbers(value, out);
-    } else if (value.is_number()) {
+      flatten_numbers(value, integers, out);
+    } else if (value.is_number_integer() || (value.is_number() && !integers)) {
       out.push_back(value.get<double>());
     } else {
-      fail("input \"data\" holds a {}, expected numbers", value.type_name());
+      fail("input \"data\" holds {} {}, expected {}", value.type_name(), value.dump(),
+           integers ? "integers (the datatype is an integer type)" : "numbers");
     }
   }
+}
+
+// The input's "shape": a list of integers.
+std::vector<int64_t> tensor_shape(const nlohmann::json& input) {
+  const nlohmann::json& shape = input.at("shape");
+  for (const nlohmann::json& size : shape) {
+    if (!size.is_number_integer()) fail("input \"shape\" holds {}, expected integers", size.dump());
+  }
+  return shape.get<std::vector<int64_t>>();
 }
 
 // The shape of an image batch tensor: [N,H,W,3] (or [H,W,3], read as N = 1).
@@ -60,7 +68,7 @@ struct ImageBatchShape {
 };
 
 ImageBatchShape image_batch_shape(const nlohmann::json& input, const RequestLimits& limits) {
-  std::vector<int64_t> shape = input.at("shape").get<std::vector<int64_t>>();
+  std::vector<int64_t> shape = tensor_shape(input);
   if (shape.size() == 3) shape.insert(shape.begin(), 1);
   if (shape.size() != 4 || shape[3] != 3 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1) {
     fail("input shape must be [N, H, W, 3] with positive sizes");
@@ -109,7 +117,7 @@ std::vector<cv::Mat> images_from_json_tensor(const nlohmann::json& input,
   if (!input.contains("data") || !input["data"].is_array())
     fail("input \"data\" must be a list (or declare \"binary_data_size\" and send the bytes)");
   std::vector<double> values;
-  flatten_numbers(input["data"], values);
+  flatten_numbers(input["data"], !datatype.starts_with("FP"), values);
   if (values.size() != shape.values())
     fail("input \"data\" has {} values; shape {} needs {}", values.size(), shape.text(),
          shape.values());
@@ -140,7 +148,7 @@ std::vector<cv::Mat> images_from_binary_tensor(const nlohmann::json& input,
 
 // The number of elements a BYTES tensor's shape holds: [N] or [N, 1].
 size_t bytes_tensor_elements(const nlohmann::json& input, const RequestLimits& limits) {
-  const std::vector<int64_t> shape = input.at("shape").get<std::vector<int64_t>>();
+  const std::vector<int64_t> shape = tensor_shape(input);
   if (shape.empty() || shape.size() > 2 || shape[0] < 1 || (shape.size() == 2 && shape[1] != 1))
     fail("a BYTES input has shape [N] (or [N, 1]): one encoded image per element");
   if (static_cast<size_t>(shape[0]) > limits.max_instances)
@@ -154,8 +162,9 @@ std::vector<nlohmann::json> instances_from_json_bytes(const nlohmann::json& inpu
   const nlohmann::json& data = input.contains("data") ? input["data"] : nlohmann::json();
   if (!data.is_array() || data.empty())
     fail("BYTES input \"data\" must be a non-empty list of base64 strings");
-  if (data.size() > limits.max_instances)
-    fail("{} images in one request; the limit is {}", data.size(), limits.max_instances);
+  const size_t expected = bytes_tensor_elements(input, limits);
+  if (data.size() != expected)
+    fail("the BYTES input holds {} element(s) but its shape says {}", data.size(), expected);
   std::vector<nlohmann::json> instances;
   for (const nlohmann::json& element : data) {
     if (!element.is_string()) fail("BYTES input elements must be base64 strings of encoded images");
@@ -278,9 +287,8 @@ std::vector<cv::Mat> decode_input(Service& service, const LoadedModel& model,
 
 HttpResponse infer(Service& service, const HttpRequest& request, const std::string& name,
                    std::optional<int64_t> version) {
-  service.check_api_key(request);
-  const auto model = service.find_model(name, version);
-  Batcher::Arrival arrival = service.expect_request();
+  auto [model, arrival] = service.open_prediction(
+      request, name, version, "a KServe v2 inference request (JSON, or JSON then binary tensors)");
   const InferRequest parsed = split_infer_request(request, service.options().limits);
   const nlohmann::json& body = parsed.header;
   if (!body.is_object() || !body.contains("inputs") || !body["inputs"].is_array() ||

@@ -44,15 +44,17 @@ constexpr std::array<int8_t, 256> base64_table() {
   return table;
 }
 
-const nlohmann::json& single_named_input(const nlohmann::json& object, std::string_view where) {
-  if (object.size() != 1) {
+// The value of {"images": value}, the model's one named input.
+const nlohmann::json& named_input(const nlohmann::json& object, std::string_view where) {
+  if (object.size() != 1 || !object.contains(kImagesInput)) {
+    std::vector<std::string> keys;
+    for (const auto& item : object.items()) keys.push_back(item.key());
     fail(
-        "{}: expected {{\"b64\": \"...\"}}, a pixel array or an object with one named input, got "
-        "an object "
-        "with {} keys",
-        where, object.size());
+        "{}: expected {{\"b64\": \"...\"}}, a pixel array or {{\"{}\": ...}} (the model's one "
+        "input), got an object with keys {}",
+        where, kImagesInput, nlohmann::json(keys).dump());
   }
-  return object.begin().value();
+  return object.at(kImagesInput);
 }
 
 }  // namespace
@@ -193,12 +195,14 @@ cv::Mat decode_instance(const nlohmann::json& instance, std::string_view where,
     if (const auto b64 = instance.find("b64"); b64 != instance.end()) {
       if (!b64->is_string())
         fail("{}: \"b64\" must be a string of base64-encoded image bytes", where);
+      if (instance.size() != 1)
+        fail("{}: an {{\"b64\": ...}} instance has no other keys, got {}", where, instance.size());
       const auto& text = b64->get_ref<const std::string&>();
       if (text.size() / 4 * 3 > limits.image.max_file_bytes)
         fail("{}: encoded image larger than the limit", where);
       return decode_image(decode_base64(text, where), where, limits.image, target_side);
     }
-    return decode_instance(single_named_input(instance, where), where, limits, target_side);
+    return decode_instance(named_input(instance, where), where, limits, target_side);
   }
   if (instance.is_array()) return image_from_pixel_array(instance, where, limits.image);
   fail("{}: expected {{\"b64\": \"...\"}} or an H×W×3 pixel array, got a {}", where,
@@ -230,7 +234,7 @@ PredictBody parse_predict_body(std::string_view body, const RequestLimits& limit
     nlohmann::json& value = *inputs;
     // Columnar: the batch itself, one {"b64"} instance, or {"<input name>": batch}.
     if (value.is_object() && !value.contains("b64")) {
-      list = std::move(const_cast<nlohmann::json&>(single_named_input(value, "\"inputs\"")));
+      list = std::move(const_cast<nlohmann::json&>(named_input(value, "\"inputs\"")));
     } else {
       list = std::move(value);
     }

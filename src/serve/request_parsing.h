@@ -12,6 +12,9 @@
 
 namespace garmentnet {
 
+// The name of the model's one input (TF-Serving signature, KServe tensor).
+inline constexpr const char* kImagesInput = "images";
+
 struct RequestLimits {
   size_t max_instances = 64;  // images in one request
   int max_json_depth = 12;    // deeper JSON is refused before it is parsed (an image array is 3)
@@ -32,8 +35,9 @@ std::string encode_base64(std::string_view bytes);
 cv::Mat image_from_pixel_array(const nlohmann::json& array, std::string_view where,
                                const ImageLimits& limits);
 
-// One TF-Serving instance: {"b64": "<JPEG/PNG/WebP>"}, an H×W×3 pixel array, or an object with a
-// single named input holding one of those. Returns an RGB uint8 image at its original size, or
+// One TF-Serving instance: {"b64": "<JPEG/PNG/WebP>"} (no other key), an H×W×3 pixel array, or
+// {"images": one of those} (the model's one input; another name is an InputError, as in
+// TF-Serving). Returns an RGB uint8 image at its original size, or
 // for a JPEG much larger than `target_side` reduced as decode_image does (pass the model's
 // shorter input side, as load_resized_images does, so the service sees the pixels `predict` sees).
 cv::Mat decode_instance(const nlohmann::json& instance, std::string_view where,
@@ -46,8 +50,9 @@ struct PredictBody {
   std::string signature_name;             // as sent ("" when absent)
 };
 
-// Reads "instances" (row format) or "inputs" (columnar) and "signature_name"; InputError for any
-// other shape, an empty list or more instances than the limit.
+// Reads "instances" (row format) or "inputs" (columnar: the batch, or {"images": batch}) and
+// "signature_name"; InputError for any other shape or input name, an empty list or more
+// instances than the limit.
 PredictBody parse_predict_body(std::string_view body, const RequestLimits& limits);
 
 }  // namespace garmentnet

@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <regex>
 
 #include "core/error.h"
 #include "serve/web_assets.h"
@@ -23,6 +25,41 @@ HttpResponse json_response(int status, const nlohmann::json& body) {
           .content_type = "application/json",
           .body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
           .headers = {}};
+}
+
+std::string hide_server_paths(const std::string& message, const ModelRegistryOptions& models) {
+  namespace fs = std::filesystem;
+  const fs::path root =
+      models.base_path.empty() ? models.model_file.parent_path() : models.base_path;
+  std::string out = message;
+  if (!root.empty()) {
+    for (const fs::path& prefix :
+         {fs::absolute(root).lexically_normal(), root.lexically_normal()}) {
+      std::string text = prefix.string();
+      while (text.size() > 1 && text.back() == '/') text.pop_back();
+      if (text == "." || text == "/") continue;
+      text += '/';
+      for (size_t at = out.find(text); at != std::string::npos; at = out.find(text, at))
+        out.erase(at, text.size());
+    }
+  }
+  static const std::regex absolute_path(R"((^|[\s"'(=])/(?:[^\s"'()/]+/)+([^\s"'()/]+))");
+  return std::regex_replace(out, absolute_path, "$1$2");
+}
+
+HttpResponse error_response(const std::exception& error, const ModelRegistryOptions& models) {
+  const std::string message = hide_server_paths(error.what(), models);
+  if (const auto* http = dynamic_cast<const HttpError*>(&error)) {
+    HttpResponse response = json_response(http->status, {{"error", message}});
+    if (http->status == 401) response.headers.emplace("WWW-Authenticate", "Bearer");
+    return response;
+  }
+  if (dynamic_cast<const InputError*>(&error) != nullptr)
+    return json_response(400, {{"error", message}});
+  return json_response(
+      500, {{"error", fmt::format("internal error (a bug of the server, not of the request; it "
+                                  "is logged there): {}",
+                                  message)}});
 }
 
 std::vector<std::string> split_path(const std::string& path) {
@@ -162,10 +199,25 @@ HeadProbabilities Service::infer(Batcher::Arrival arrival, const LoadedModel& mo
   return ticket.result.get();
 }
 
+PredictionRequest Service::open_prediction(const HttpRequest& request, const std::string& name,
+                                           std::optional<int64_t> version,
+                                           std::string_view expected) {
+  check_api_key(request);
+  std::shared_ptr<const LoadedModel> model = find_model(name, version);
+  if (request.body.find_first_not_of(" \t\r\n") == std::string::npos && request.parts.empty())
+    fail("empty request body; send {}", expected);
+  return {.model = std::move(model), .arrival = batcher_.expect_request()};
+}
+
 void Service::check_api_key(const HttpRequest& request) const {
   if (options_.api_key.empty()) return;
-  const std::string given = request.header("Authorization");
-  const std::string expected = "Bearer " + options_.api_key;
+  // Authorization: <scheme> <credentials>; the scheme is case-insensitive (RFC 9110 §11.1).
+  const std::string header = request.header("Authorization");
+  const size_t space = header.find(' ');
+  const bool bearer = space == 6 && ::strncasecmp(header.c_str(), "Bearer", 6) == 0;
+  const size_t token = bearer ? header.find_first_not_of(' ', space) : std::string::npos;
+  const std::string given = token == std::string::npos ? std::string() : header.substr(token);
+  const std::string& expected = options_.api_key;
   // Compare every byte so the time taken does not reveal how much of the key matched.
   unsigned char difference = given.size() == expected.size() ? 0 : 1;
   for (size_t i = 0; i < given.size() && i < expected.size(); ++i) {
@@ -220,14 +272,10 @@ HttpResponse Service::handle(const HttpRequest& request) {
   HttpResponse response;
   try {
     response = route(request, route_label);
-  } catch (const HttpError& e) {
-    response = json_response(e.status, {{"error", e.what()}});
-    if (e.status == 401) response.headers.emplace("WWW-Authenticate", "Bearer");
-  } catch (const InputError& e) {
-    response = json_response(400, {{"error", e.what()}});
   } catch (const std::exception& e) {
-    spdlog::error("{} {} failed: {}", request.method, request.path, e.what());
-    response = json_response(500, {{"error", fmt::format("internal error: {}", e.what())}});
+    response = error_response(e, options_.models);
+    if (response.status == 500)
+      spdlog::error("{} {} failed: {}", request.method, request.path, e.what());
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   metrics_.observe_request(route_label, response.status, seconds);
@@ -237,9 +285,12 @@ HttpResponse Service::handle(const HttpRequest& request) {
   return response;
 }
 
+void Service::observe_refusal(int status) { metrics_.observe_request("refused", status, 0); }
+
 Server::Server(const ServeOptions& options) : service_(std::make_unique<Service>(options)) {
   http_ = std::make_unique<HttpServer>(
-      options.http, [this](const HttpRequest& request) { return service_->handle(request); });
+      options.http, [this](const HttpRequest& request) { return service_->handle(request); },
+      [this](int status) { service_->observe_refusal(status); });
 }
 
 Server::~Server() {

@@ -22,6 +22,23 @@ class HttpError : public std::runtime_error {
 
 HttpResponse json_response(int status, const nlohmann::json& body);
 
+// `message` with the server's file paths hidden: paths inside the model base path (or the model
+// file's folder) relative to it, any other absolute path reduced to its file name.
+std::string hide_server_paths(const std::string& message, const ModelRegistryOptions& models);
+
+// The answer to a request that failed with `error`: an HttpError's status, 400 for the user's bad
+// input (InputError), 500 for anything else (a bug of ours, never blamed on the input); messages
+// without server paths.
+HttpResponse error_response(const std::exception& error, const ModelRegistryOptions& models);
+
+// What every prediction route starts from, checked in this order: the API key (401), the model
+// and version (404/503), a body (400: `expected` says what to send); the batcher has been told
+// the request is coming.
+struct PredictionRequest {
+  std::shared_ptr<const LoadedModel> model;
+  Batcher::Arrival arrival;
+};
+
 class Service {
  public:
   explicit Service(const ServeOptions& options);
@@ -30,6 +47,8 @@ class Service {
   Service& operator=(const Service&) = delete;
 
   HttpResponse handle(const HttpRequest& request);
+  // Counts a request the HTTP layer answered itself (too large, malformed framing).
+  void observe_refusal(int status);
   // Starts watching for new model versions.
   void start();
   // Finishes queued inference and stops the watcher; later predictions get 503.
@@ -49,17 +68,20 @@ class Service {
                                              const Predictor& model);
   // Resizes already decoded images for `model`, on the decode pool.
   std::vector<cv::Mat> resize_images(std::vector<cv::Mat> images, const Predictor& model);
-  // Announces a prediction before its body is parsed and decoded, so that a partial batch waits
-  // for it; pass it on to infer().
-  Batcher::Arrival expect_request() { return batcher_.expect_request(); }
+  // Opens a prediction (see PredictionRequest) for model `name` / `version`; pass the arrival on
+  // to infer(). It is announced before the body is parsed and decoded, so that a partial batch
+  // waits for it.
+  PredictionRequest open_prediction(const HttpRequest& request, const std::string& name,
+                                    std::optional<int64_t> version, std::string_view expected);
   // Runs resized images through the batcher; HttpError 429/503/504 when overloaded or too slow.
   HeadProbabilities infer(Batcher::Arrival arrival, const LoadedModel& model,
                           std::vector<cv::Mat> resized);
-  // HttpError 401 unless the request carries the API key (when one is set).
-  void check_api_key(const HttpRequest& request) const;
 
  private:
   HttpResponse route(const HttpRequest& request, std::string& route_label);
+  // HttpError 401 unless the request carries "Authorization: Bearer <key>" (scheme in any case)
+  // when a key is set.
+  void check_api_key(const HttpRequest& request) const;
   // Calls body(i) for each of `count` images of one request: a single image on the calling
   // connection thread, several in parallel on the decode pool. Either way at most
   // decode-threads images are decoded at once on each path, however many connections are open,
@@ -80,6 +102,12 @@ HttpResponse handle_tf_serving(Service& service, const HttpRequest& request,
 HttpResponse handle_kserve(Service& service, const HttpRequest& request, std::string& route_label);
 HttpResponse handle_classify_image(Service& service, const HttpRequest& request,
                                    const std::string& name, std::optional<int64_t> version);
+// The image route's answer for one head: the two most likely classes of a softmax head, and each
+// tag of a multi-label head with its threshold and decision — decided as `predict` decides
+// (top2_classes and decide_tags of eval/metrics.h).
+nlohmann::json softmax_head_json(const HeadSpec& head, const std::vector<float>& probabilities);
+nlohmann::json tag_head_json(const HeadSpec& head, const std::vector<float>& probabilities,
+                             const std::vector<double>& thresholds);
 
 // Splits "/a/b/c" into {"a", "b", "c"}.
 std::vector<std::string> split_path(const std::string& path);

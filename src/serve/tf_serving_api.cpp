@@ -38,12 +38,14 @@ ModelPath parse_model_path(std::vector<std::string> segments) {
   return out;
 }
 
-nlohmann::json version_status_json(const VersionStatus& status) {
-  return {
-      {"version", std::to_string(status.version)},
-      {"state", to_string(status.state)},
-      {"status",
-       {{"error_code", status.error.empty() ? "OK" : "UNKNOWN"}, {"error_message", status.error}}}};
+// The status route is open (no API key), so load errors show no server paths.
+nlohmann::json version_status_json(const VersionStatus& status,
+                                   const ModelRegistryOptions& models) {
+  return {{"version", std::to_string(status.version)},
+          {"state", to_string(status.state)},
+          {"status",
+           {{"error_code", status.error.empty() ? "OK" : "UNKNOWN"},
+            {"error_message", hide_server_paths(status.error, models)}}}};
 }
 
 HttpResponse model_status(const Service& service, const ModelPath& path) {
@@ -52,7 +54,7 @@ HttpResponse model_status(const Service& service, const ModelPath& path) {
   nlohmann::json versions = nlohmann::json::array();
   for (const VersionStatus& status : service.registry().statuses()) {
     if (!path.version || status.version == *path.version)
-      versions.push_back(version_status_json(status));
+      versions.push_back(version_status_json(status, service.options().models));
   }
   if (path.version && versions.empty()) {
     throw HttpError(404, fmt::format("model \"{}\" has no version {}", path.name, *path.version));
@@ -81,8 +83,8 @@ HttpResponse model_metadata(const Service& service, const ModelPath& path) {
     heads.push_back(entry);
   }
   nlohmann::json input = tensor_info("DT_FLOAT", {-1, -1, -1, 3});
-  input["name"] = "images";
-  const nlohmann::json signature = {{"inputs", {{"images", input}}},
+  input["name"] = kImagesInput;
+  const nlohmann::json signature = {{"inputs", {{kImagesInput, input}}},
                                     {"outputs", outputs},
                                     {"method_name", "tensorflow/serving/predict"}};
   return json_response(
@@ -101,9 +103,9 @@ HttpResponse model_metadata(const Service& service, const ModelPath& path) {
 }
 
 HttpResponse predict(Service& service, const HttpRequest& request, const ModelPath& path) {
-  service.check_api_key(request);
-  const auto model = service.find_model(path.name, path.version);
-  Batcher::Arrival arrival = service.expect_request();
+  auto [model, arrival] =
+      service.open_prediction(request, path.name, path.version,
+                              "JSON with \"instances\" (row format) or \"inputs\" (columnar)");
   const PredictBody body = parse_predict_body(request.body, service.options().limits);
   if (!body.signature_name.empty() && body.signature_name != "serving_default") {
     throw HttpError(400,

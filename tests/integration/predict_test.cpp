@@ -232,6 +232,33 @@ TEST(Predict, StrictStopsAtTheFirstFailureAndWritesNothing) {
   EXPECT_FALSE(fs::exists(dir / "out.failures.csv"));
 }
 
+TEST(Predict, ThePredictionsAndTheFailureListAreWrittenTogetherOrNotAtAll) {
+  testing::TempDir dir;
+  const BrokenImages broken = broken_images(dir, 4);
+  const auto output = dir / "out.parquet";
+  const auto list = dir / "out.failures.csv";
+  write_file_atomically(output, "previous predictions");
+  // The failure list cannot be written (here a folder stands in its way): neither output is.
+  fs::create_directories(list / "inside");
+  const auto blocked = predict(broken.input, broken.images, output);
+  EXPECT_EQ(blocked.exit_code, 1) << blocked.output;
+  EXPECT_NE(blocked.output.find("out.failures.csv"), std::string::npos) << blocked.output;
+  EXPECT_EQ(read_file(output), "previous predictions");
+  fs::remove_all(list);
+  EXPECT_EQ(predict(broken.input, broken.images, output).exit_code, 3);
+  EXPECT_EQ(read_table(output).num_rows(), broken.ids.size());
+  EXPECT_EQ(read_table(list).num_rows(), 2u);
+  // A later run without failures does not leave the earlier run's list beside its output.
+  std::vector<std::string> good;
+  for (const std::string& id : broken.ids) {
+    if (!id.ends_with("-item")) good.push_back(id);
+  }
+  write_ids(good, dir / "good.parquet");
+  EXPECT_EQ(predict(dir / "good.parquet", broken.images, output).exit_code, 0);
+  EXPECT_EQ(read_table(output).num_rows(), good.size());
+  EXPECT_FALSE(fs::exists(list));
+}
+
 TEST(Predict, BadInputIsAOneLineErrorAndKeepsTheExistingOutput) {
   const auto& fx = predict_fixture();
   testing::TempDir dir;

@@ -97,6 +97,11 @@ TEST(ServeVersions, HotSwapUnderLoadFailsNoRequestAndBadVersionsNeverReplaceGood
   ASSERT_EQ(status.size(), 3u) << status.dump();
   EXPECT_EQ(status[0]["version"], "3");
   EXPECT_EQ(status[0]["state"], "END");
+  // The status route is open: its load errors name the file inside the base path, not where the
+  // server keeps it.
+  const std::string error = status[0]["status"]["error_message"];
+  EXPECT_NE(error.find("3/model.gnm"), std::string::npos) << error;
+  EXPECT_EQ(error.find(dir.path().string()), std::string::npos) << error;
   EXPECT_EQ(status[1]["version"], "2");
   EXPECT_EQ(status[1]["state"], "AVAILABLE");
   EXPECT_EQ(status[2]["state"], "END");

@@ -33,6 +33,43 @@ TEST(AtomicFile, FailedWriteLeavesTheOldFileAndNoTemporary) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
 }
 
+TEST(AtomicFile, FilesWrittenTogetherAreCommittedAllOrNothing) {
+  namespace fs = std::filesystem;
+  testing::TempDir dir;
+  const auto a = dir / "a.txt";
+  const auto b = dir / "b.txt";
+  write_file_atomically(a, "old a");
+  const auto content = [](std::string text) {
+    return [text](const fs::path& temp) { write_file_atomically(temp, text); };
+  };
+  const auto entries = [&] { return std::distance(fs::directory_iterator(dir.path()), {}); };
+  // The second file cannot be written (a full disk): the first target keeps its old content.
+  EXPECT_THROW(
+      write_all_atomically(
+          {{a, content("new a")},
+           {b, [](const fs::path&) { throw InputError("cannot write b.txt: disk full"); }}}),
+      InputError);
+  EXPECT_EQ(read_file(a), "old a");
+  EXPECT_FALSE(fs::exists(b));
+  EXPECT_EQ(entries(), 1);
+  // The second file cannot replace its target (a folder is in the way) after the first did:
+  // the first is put back.
+  fs::create_directories(b / "inside");
+  try {
+    write_all_atomically({{a, content("new a")}, {b, content("new b")}});
+    FAIL() << "the rename over a folder succeeded";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("cannot replace"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(read_file(a), "old a");
+  EXPECT_EQ(entries(), 2);
+  fs::remove_all(b);
+  write_all_atomically({{a, content("new a")}, {b, content("new b")}});
+  EXPECT_EQ(read_file(a), "new a");
+  EXPECT_EQ(read_file(b), "new b");
+  EXPECT_EQ(entries(), 2);
+}
+
 TEST(AtomicFile, ReadingAMissingFileNamesIt) {
   try {
     read_file("/nonexistent/garmentnet.txt");

@@ -99,6 +99,8 @@ TEST(Dataset, TagValuesMustBeZeroOrOne) {
   write_dataset(dir, {{"a", text("SHIRTS"), int64_t{2}, zero, one}});
   const std::string error = load_error(dir);
   EXPECT_NE(error.find("row 1: column 'polka dot' has value 2"), std::string::npos) << error;
+  // Only the tag is wrong: the category's list of known values would point at the wrong column.
+  EXPECT_EQ(error.find("Known 'cc3' values"), std::string::npos) << error;
 }
 
 TEST(Dataset, NullLabelsAreMaskedOrRefusedInStrictMode) {
