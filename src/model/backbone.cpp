@@ -195,7 +195,7 @@ Backbone load_torchscript(std::istream& in, const std::string& source) {
 
 const ContainerKind kBackboneFile{
     .magic = "GARMENTNET-BBONE",
-    .version = 1,
+    .version = 2,
     .description = "garmentnet backbone file",
     .remedy =
         "write it with `garmentnet pretrain`, or pass a native backbone name or "
