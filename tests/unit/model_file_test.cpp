@@ -15,6 +15,7 @@
 #include "core/thread_pool.h"
 #include "model/backbone.h"
 #include "model/losses.h"
+#include "model/quantized_backbone.h"
 #include "test_support.h"
 #include "train/trainer.h"
 
@@ -347,6 +348,14 @@ TEST_F(TorchScriptBackboneTest, FreezingAndModelFileRoundTrip) {
   const HeadOutputs actual = loaded.model->forward(images);
   for (const auto& head : {"cc3", "tags"})
     EXPECT_TRUE(torch::equal(expected.at(head), actual.at(head))) << head;
+}
+
+TEST_F(TorchScriptBackboneTest, Int8QuantizationRefusesItClearly) {
+  Backbone backbone = open_backbone("torchscript:" + script_path().string());
+  backbone->eval();
+  const std::string message = testing::error_of([&] { Calibration calibration(backbone, 32, 32); });
+  EXPECT_NE(message.find("imported from TorchScript"), std::string::npos) << message;
+  EXPECT_NE(message.find("small_cnn"), std::string::npos) << message;
 }
 
 int64_t element_count(const std::vector<torch::Tensor>& tensors) {
