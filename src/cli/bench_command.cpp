@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "core/atomic_file.h"
+#include "core/text_table.h"
 #include "infer/benchmark.h"
 
 namespace garmentnet::cli {
@@ -12,6 +13,7 @@ void add_bench_command(CLI::App& app) {
   struct Flags {
     BenchmarkOptions options;
     std::filesystem::path json;
+    std::filesystem::path compare;
   };
   auto flags = std::make_shared<Flags>();
   BenchmarkOptions& o = flags->options;
@@ -43,12 +45,27 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--threads", o.threads, "threads for the model and decoding (0: all cores)")
       ->capture_default_str();
   command->add_option("--json", flags->json, "also write the figures to this JSON file");
+  command->add_option("--compare", flags->compare,
+                      "also measure this model file in the same run and show both side by side "
+                      "(e.g. an int8 model against its fp32 source)");
 
   command->callback([flags] {
     const BenchmarkResult result = run_benchmark(flags->options);
     std::fputs(format_benchmark(result).c_str(), stdout);
+    nlohmann::json json = result.to_json();
+    if (!flags->compare.empty()) {
+      BenchmarkOptions other = flags->options;
+      other.model = flags->compare;
+      const BenchmarkResult compared = run_benchmark(other);
+      std::printf("\n");
+      std::fputs(format_benchmark(compared).c_str(), stdout);
+      const BenchmarkTable table = benchmark_comparison(result, compared);
+      std::printf("\nSide by side, same run:\n%s",
+                  format_text_table(table.headers, table.rows).c_str());
+      json = {{"model", json}, {"compared", compared.to_json()}};
+    }
     if (!flags->json.empty()) {
-      write_file_atomically(flags->json, result.to_json().dump(2) + "\n");
+      write_file_atomically(flags->json, json.dump(2) + "\n");
       std::printf("\nFigures: %s\n", flags->json.c_str());
     }
   });

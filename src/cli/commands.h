@@ -16,6 +16,8 @@ void add_explore_command(CLI::App& app);
 
 // make_dataset_command.cpp: builds the built-in Fashion-MNIST garment dataset.
 void add_make_dataset_command(CLI::App& app);
+// quantize_command.cpp: writes an int8 copy of a model, checked against the fp32 one.
+void add_quantize_command(CLI::App& app);
 // predict_command.cpp: batch prediction over a table of ids.
 void add_predict_command(CLI::App& app);
 // evaluate_command.cpp: scores a model (or a predictions file) against labels.

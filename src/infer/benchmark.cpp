@@ -25,6 +25,7 @@
 #include "infer/torchscript_export.h"
 #include "model/input.h"
 #include "model/model_file.h"
+#include "model/quantized_backbone.h"
 
 namespace garmentnet {
 namespace fs = std::filesystem;
@@ -217,6 +218,8 @@ nlohmann::json BenchmarkResult::to_json() const {
         {{"variant", m.variant}, {"p50_ms", m.p50_ms}, {"p99_ms", m.p99_ms}, {"runs", m.runs}});
   return {
       {"model", model},
+      {"precision", precision},
+      {"fastest_variant", fastest_variant},
       {"architecture", architecture},
       {"input_width", input_width},
       {"input_height", input_height},
@@ -273,6 +276,8 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
   result.model_file_bytes = static_cast<int64_t>(fs::file_size(options.model));
   for (const auto& parameter : bundle.model->parameters()) result.parameters += parameter.numel();
   result.predictor_optimized = predictor.optimized();
+  const bool int8 = is_quantized(bundle.model->backbone());
+  result.precision = int8 ? "int8" : "fp32";
 
   spdlog::info("measuring the CPU's matrix-multiply peak ({} threads)", threads);
   result.peak_gflops = measure_matmul_gflops(options.matmul_size, options.seconds);
@@ -367,6 +372,7 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
   torch::jit::Module frozen;
   torch::jit::Module optimized;
   const auto trace_all = [&] {
+    if (int8) return;  // an int8 model runs its fused int8 operators: there is nothing to trace
     traced = trace_model(bundle.model, pre, trace_batch);
     frozen = optimize_traced_model(traced, {.freeze = true, .optimize_for_inference = false});
     optimized = optimize_traced_model(traced, {});
@@ -380,7 +386,7 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
       (void)run_traced_model(module, spec, x);
     };
   };
-  const std::vector<Variant> variants{
+  const std::vector<Variant> fp32_variants{
       {"eager, autograd, 1 thread (LibTorch defaults)", 1, eager_autograd, false},
       {"eager, autograd", threads, eager_autograd, false},
       {"eager (inference mode)", threads, eager, true},
@@ -390,10 +396,17 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
       {"optimized, 1 thread", 1, run_graph(optimized), false},
       {"optimized (frozen + optimize_for_inference)", threads, run_graph(optimized), true},
   };
+  const std::vector<Variant> int8_variants{
+      {"int8, 1 thread", 1, eager, false},
+      {std::string(kInt8Variant), threads, eager, true},
+  };
+  const std::vector<Variant>& variants = int8 ? int8_variants : fp32_variants;
+  const Forward fastest = int8 ? eager : run_graph(optimized);
+  result.fastest_variant = variants.back().name;
   bool traced_yet = false;
   for (const auto& variant : variants) {
     if (!variant.always && !options.all_variants) continue;
-    if (!traced_yet && variant.name.find("eager") == std::string::npos) {
+    if (!traced_yet && variant.name.find("eager") == std::string::npos && !int8) {
       trace_all();
       traced_yet = true;
     }
@@ -420,10 +433,11 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
 
   // ---- latency at batch 1
   const torch::Tensor one = images.narrow(0, 0, 1).contiguous();
-  result.latency.push_back(
-      measure_latency("eager (inference mode)", eager, one, options.seconds, options.latency_runs));
-  result.latency.push_back(measure_latency("optimized", run_graph(optimized), one, options.seconds,
-                                           options.latency_runs));
+  if (!int8)
+    result.latency.push_back(measure_latency("eager (inference mode)", eager, one, options.seconds,
+                                             options.latency_runs));
+  result.latency.push_back(measure_latency(int8 ? "int8" : "optimized", fastest, one,
+                                           options.seconds, options.latency_runs));
 
   // ---- end to end, through the Predictor as predict runs it
   result.end_to_end_batch = options.end_to_end_batch;
@@ -432,12 +446,9 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
       std::max(paths.size(), static_cast<size_t>(options.end_to_end_batch) * 8);
   for (size_t i = 0; i < stream_size; ++i) stream.push_back(paths[i % paths.size()]);
   spdlog::info("end to end: {} images, batch {}", stream.size(), options.end_to_end_batch);
-  const double optimized_seconds = time_per_run(
-      [&] {
-        torch::InferenceMode guard;
-        (void)run_traced_model(optimized, spec, images.narrow(0, 0, options.end_to_end_batch));
-      },
-      options.seconds, options.min_iterations);
+  const double optimized_seconds =
+      time_per_run([&] { fastest(images.narrow(0, 0, options.end_to_end_batch)); }, options.seconds,
+                   options.min_iterations);
   const double optimized_rate = options.end_to_end_batch / optimized_seconds;
   result.end_to_end_images_per_second = 0;
   const Clock::time_point start = Clock::now();
@@ -522,7 +533,9 @@ std::vector<BenchmarkTable> benchmark_tables(const BenchmarkResult& r) {
   other.rows.push_back(
       {"end-to-end predict", format_rate(r.end_to_end_images_per_second) + " images/s",
        fmt::format("batch {}, decoding overlapped with the model ({})", r.end_to_end_batch,
-                   r.predictor_optimized ? "optimised graph" : "eager fallback")});
+                   r.precision == "int8"   ? "int8 operators"
+                   : r.predictor_optimized ? "optimised graph"
+                                           : "eager fallback")});
   other.rows.push_back({"predictor on decoded images",
                         format_rate(r.predictor_forward_images_per_second) + " images/s",
                         fmt::format("batch {}, incl. normalising", r.end_to_end_batch)});
@@ -532,6 +545,37 @@ std::vector<BenchmarkTable> benchmark_tables(const BenchmarkResult& r) {
   other.rows.push_back({"peak memory", fmt::format("{:.0f} MB", r.peak_rss_bytes / 1e6),
                         "resident set size, whole run"});
   return {forward, other};
+}
+
+BenchmarkTable benchmark_comparison(const BenchmarkResult& a, const BenchmarkResult& b) {
+  BenchmarkTable table{{"measurement", a.precision + " (" + a.model + ")",
+                        b.precision + " (" + b.model + ")", "ratio"},
+                       {}};
+  const auto add = [&](const std::string& name, double x, double y, const std::string& unit,
+                       bool higher_is_better) {
+    const double ratio = higher_is_better ? (y > 0 ? x / y : 0) : (x > 0 ? y / x : 0);
+    table.rows.push_back(
+        {name, format_rate(x) + unit, format_rate(y) + unit, fmt::format("{:.2f}x", ratio)});
+  };
+  const auto fastest = [](const BenchmarkResult& r, int batch) {
+    for (const auto& m : r.forward)
+      if (m.variant == r.fastest_variant && m.batch_size == batch) return m.images_per_second;
+    return 0.0;
+  };
+  for (const auto& m : a.forward)
+    if (m.variant == a.fastest_variant)
+      add(fmt::format("forward, batch {}", m.batch_size), m.images_per_second,
+          fastest(b, m.batch_size), " images/s", true);
+  if (!a.latency.empty() && !b.latency.empty()) {
+    add("latency batch 1, p50", a.latency.back().p50_ms, b.latency.back().p50_ms, " ms", false);
+    add("latency batch 1, p99", a.latency.back().p99_ms, b.latency.back().p99_ms, " ms", false);
+  }
+  add("end-to-end predict", a.end_to_end_images_per_second, b.end_to_end_images_per_second,
+      " images/s", true);
+  add("model file", a.model_file_bytes / 1e6, b.model_file_bytes / 1e6, " MB", false);
+  add("peak memory (whole process so far)", a.peak_rss_bytes / 1e6, b.peak_rss_bytes / 1e6, " MB",
+      false);
+  return table;
 }
 
 std::string format_benchmark(const BenchmarkResult& r) {

@@ -44,9 +44,14 @@ struct LatencyMeasurement {
   int runs = 0;
 };
 
+// The forward-pass variant of an int8 model: its fused int8 operators, as the Predictor runs them.
+inline constexpr const char* kInt8Variant = "int8 (oneDNN, fused)";
+
 struct BenchmarkResult {
-  std::string model;         // model file path
-  std::string architecture;  // backbone name, e.g. "small_cnn"
+  std::string model;            // model file path
+  std::string precision;        // "fp32" or "int8"
+  std::string fastest_variant;  // the variant predict and serve run (optimised graph, or int8)
+  std::string architecture;     // backbone name, e.g. "small_cnn"
   int input_width = 0;
   int input_height = 0;
   int threads = 0;
@@ -95,6 +100,12 @@ struct BenchmarkTable {
 // The figures as tables (forward pass per variant and batch size; the other measurements), shared
 // by the terminal text and the HTML reports that show them.
 std::vector<BenchmarkTable> benchmark_tables(const BenchmarkResult& result);
+
+// Two models measured in one run side by side (e.g. int8 and its fp32 source): the fastest forward
+// pass at each batch size, batch-1 latency, end-to-end predict, file size, memory; the ratio is
+// a's advantage over b (speed a/b, time and size b/a). Peak memory is the process's so far, so the
+// second model's includes the first's.
+BenchmarkTable benchmark_comparison(const BenchmarkResult& a, const BenchmarkResult& b);
 
 // The description and the tables as aligned text for the terminal.
 std::string format_benchmark(const BenchmarkResult& result);

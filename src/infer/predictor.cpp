@@ -10,6 +10,7 @@
 #include "infer/torchscript_export.h"
 #include "model/input.h"
 #include "model/model_file.h"
+#include "model/quantized_backbone.h"
 
 namespace garmentnet {
 namespace {
@@ -72,7 +73,8 @@ Predictor::Predictor(const std::filesystem::path& model_file, const PredictorOpt
     if (head.kind == HeadKind::MultiLabel)
       impl_->thresholds[head.name] = impl_->bundle.thresholds(head.name);
   }
-  if (options.optimize)
+  // An int8 model is its own optimised form (fused int8 operators); it is not traced again.
+  if (options.optimize && !is_quantized(impl_->bundle.model->backbone()))
     impl_->optimized = build_optimized(impl_->bundle, options.optimized_tolerance, model_file);
 }
 

@@ -56,7 +56,8 @@ class Predictor {
   HeadProbabilities predict(const std::vector<cv::Mat>& resized) const;
 
   // Whether predict runs the optimised TorchScript graph (false: the eager model, because
-  // options.optimize was off or the graph was rejected at load).
+  // options.optimize was off, the graph was rejected at load, or the model is int8, which runs
+  // its fused int8 operators directly).
   bool optimized() const;
 
  private:

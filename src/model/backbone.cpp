@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "model/file_container.h"
+#include "model/quantized_backbone.h"
 
 namespace garmentnet {
 
@@ -195,7 +196,7 @@ Backbone load_torchscript(std::istream& in, const std::string& source) {
 
 const ContainerKind kBackboneFile{
     .magic = "GARMENTNET-BBONE",
-    .version = 1,
+    .version = 2,
     .description = "garmentnet backbone file",
     .remedy =
         "write it with `garmentnet pretrain`, or pass a native backbone name or "
@@ -230,6 +231,7 @@ Backbone backbone_from_architecture(const nlohmann::json& architecture,
     return load_torchscript_backbone_from_bytes(torchscript,
                                                 source + " (embedded TorchScript backbone)");
   }
+  if (kind == "int8") return quantized_backbone_from_architecture(architecture, source);
   fail("{} describes a backbone of unknown kind '{}'; write the file anew with this garmentnet",
        source, kind);
 }

@@ -1,5 +1,6 @@
 #include "model/file_container.h"
 
+#include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include <array>
@@ -12,7 +13,14 @@ namespace garmentnet {
 namespace {
 
 constexpr size_t kMagicBytes = 16;
-constexpr size_t kHeaderBytes = kMagicBytes + 4 + 8;
+constexpr size_t kHeaderBytes = kMagicBytes + 4 + 8;  // magic, version, document length
+constexpr size_t kChecksumBytes = 4;
+// The first format version whose header carries a checksum of itself and the document.
+constexpr uint32_t kFirstChecksummedVersion = 2;
+
+size_t header_bytes(uint32_t version) {
+  return kHeaderBytes + (version >= kFirstChecksummedVersion ? kChecksumBytes : 0);
+}
 
 void append_little_endian(std::string& out, uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
@@ -40,30 +48,45 @@ uint32_t checksum(std::string_view bytes) {
        path.string(), kind.description, expected, found, kind.remedy);
 }
 
+struct Head {
+  nlohmann::json document;
+  uint64_t document_end = 0;  // offset of the first section
+  uint32_t version = 0;
+};
+
 // Checks the header and parses the document; `file_bytes` is the whole file's size and `head` at
-// least its first kHeaderBytes + JSON length bytes when available. Returns the document's end.
-nlohmann::json parse_head(const std::filesystem::path& path, const ContainerKind& kind,
-                          std::string_view head, uint64_t file_bytes, uint64_t* document_end) {
+// least its header and JSON document when available.
+Head parse_head(const std::filesystem::path& path, const ContainerKind& kind, std::string_view head,
+                uint64_t file_bytes) {
   if (head.size() < kMagicBytes || head.substr(0, kMagicBytes) != kind.magic)
     fail_foreign(path, kind);
   if (head.size() < kHeaderBytes) fail_truncated(path, kind, kHeaderBytes, file_bytes);
   const auto version = static_cast<uint32_t>(read_little_endian(head.substr(kMagicBytes), 4));
-  if (version != kind.version)
+  if (version < kind.oldest_version || version > kind.version)
     fail(
-        "{} is a {} of format version {}, but this garmentnet reads version {}; use the garmentnet "
-        "release that wrote it, or {}",
-        path.string(), kind.description, version, kind.version, kind.remedy);
+        "{} is a {} of format version {}, but this garmentnet reads versions {} to {}; use the "
+        "garmentnet release that wrote it, or {}",
+        path.string(), kind.description, version, kind.oldest_version, kind.version, kind.remedy);
+  const size_t header = header_bytes(version);
   const uint64_t json_bytes = read_little_endian(head.substr(kMagicBytes + 4), 8);
-  if (json_bytes > file_bytes - kHeaderBytes)
-    fail_truncated(path, kind, kHeaderBytes + json_bytes, file_bytes);
-  *document_end = kHeaderBytes + json_bytes;
-  if (head.size() < *document_end) fail_truncated(path, kind, *document_end, head.size());
-  nlohmann::json document = nlohmann::json::parse(head.substr(kHeaderBytes, json_bytes), nullptr,
-                                                  /*allow_exceptions=*/false);
+  if (file_bytes < header || json_bytes > file_bytes - header)
+    fail_truncated(path, kind, header + json_bytes, file_bytes);
+  const uint64_t document_end = header + json_bytes;
+  if (head.size() < document_end) fail_truncated(path, kind, document_end, head.size());
+  const std::string_view json = head.substr(header, json_bytes);
+  if (version >= kFirstChecksummedVersion) {
+    const std::string covered = std::string(head.substr(0, kHeaderBytes)) + std::string(json);
+    if (read_little_endian(head.substr(kHeaderBytes), 4) != checksum(covered))
+      fail(
+          "{} is a corrupt {} (its header or JSON document fails its checksum); copy it again or "
+          "write it anew",
+          path.string(), kind.description);
+  }
+  nlohmann::json document = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (!document.is_object() || !document.contains("sections") || !document["sections"].is_array())
     fail("{} is a corrupt {} (its JSON header cannot be read); {}", path.string(), kind.description,
          kind.remedy);
-  return document;
+  return {std::move(document), document_end, version};
 }
 
 }  // namespace
@@ -79,6 +102,8 @@ void write_container(const std::filesystem::path& path, const ContainerKind& kin
   std::string header(kind.magic);
   append_little_endian(header, kind.version, 4);
   append_little_endian(header, json.size(), 8);
+  if (kind.version >= kFirstChecksummedVersion)
+    append_little_endian(header, checksum(header + json), 4);
   write_atomically(path, [&](const std::filesystem::path& temp) {
     std::ofstream out(temp, std::ios::binary);
     out.write(header.data(), static_cast<std::streamsize>(header.size()));
@@ -92,9 +117,15 @@ void write_container(const std::filesystem::path& path, const ContainerKind& kin
 
 ContainerContents read_container(const std::filesystem::path& path, const ContainerKind& kind) {
   const std::string bytes = read_file(path);
-  uint64_t offset = 0;
+  Head head = parse_head(path, kind, bytes, bytes.size());
+  if (head.version < kFirstChecksummedVersion)
+    spdlog::warn(
+        "{} is a {} of format version {}, whose JSON document has no checksum (its sections' "
+        "checksums are still checked); write it anew with this garmentnet to protect all of it",
+        path.string(), kind.description, head.version);
+  uint64_t offset = head.document_end;
   ContainerContents contents;
-  contents.document = parse_head(path, kind, bytes, bytes.size(), &offset);
+  contents.document = std::move(head.document);
   for (const auto& section : contents.document["sections"]) {
     if (!section.is_object() || !section.contains("name") || !section.contains("bytes") ||
         !section["name"].is_string() || !section["bytes"].is_number_unsigned())
@@ -129,16 +160,18 @@ nlohmann::json read_container_document(const std::filesystem::path& path,
   in.read(head.data(), kHeaderBytes);
   head.resize(static_cast<size_t>(in.gcount()));
   if (head.size() == kHeaderBytes && head.substr(0, kMagicBytes) == kind.magic) {
+    const size_t header = header_bytes(
+        static_cast<uint32_t>(read_little_endian(std::string_view(head).substr(kMagicBytes), 4)));
     const uint64_t json_bytes =
         read_little_endian(std::string_view(head).substr(kMagicBytes + 4), 8);
-    if (json_bytes <= file_bytes - kHeaderBytes) {
-      head.resize(kHeaderBytes + json_bytes);
-      in.read(head.data() + kHeaderBytes, static_cast<std::streamsize>(json_bytes));
+    if (file_bytes >= header && json_bytes <= file_bytes - header) {
+      head.resize(header + json_bytes);
+      in.read(head.data() + kHeaderBytes,
+              static_cast<std::streamsize>(header - kHeaderBytes + json_bytes));
       head.resize(kHeaderBytes + static_cast<size_t>(in.gcount()));
     }
   }
-  uint64_t document_end = 0;
-  return parse_head(path, kind, head, file_bytes, &document_end);
+  return parse_head(path, kind, head, file_bytes).document;
 }
 
 bool has_container_magic(const std::filesystem::path& path, const ContainerKind& kind) {

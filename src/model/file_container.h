@@ -5,9 +5,13 @@
 //   16 bytes  magic, ASCII, e.g. "GARMENTNET-MODEL"
 //    4 bytes  format version, unsigned little-endian
 //    8 bytes  length J of the JSON document, unsigned little-endian
+//    4 bytes  CRC-32 of the 28 bytes above and the JSON document (format version 2 on; version 1
+//             files have no such field and their document is not checked)
 //    J bytes  JSON document (UTF-8); its "sections" array lists the sections that follow:
 //             [{"name": "...", "bytes": n, "crc32": c}, ...]
 //   sections  each section's bytes, in the listed order, nothing after the last
+// So every byte is covered by a checksum: the header and document by the header's, each section
+// by its own (stored in the checksummed document).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +27,8 @@ namespace garmentnet {
 
 struct ContainerKind {
   std::string_view magic;        // exactly 16 ASCII characters at the start of the file
-  uint32_t version = 1;          // the only format version this build reads and writes
+  uint32_t version = 2;          // the format version this build writes (and the newest it reads)
+  uint32_t oldest_version = 1;   // the oldest format version this build still reads
   std::string_view description;  // what the file is, for messages, e.g. "garmentnet model file"
   std::string_view remedy;       // what to do when the file is not usable, for messages
 };
@@ -40,10 +45,12 @@ void write_container(const std::filesystem::path& path, const ContainerKind& kin
                      const std::vector<std::pair<std::string, std::string>>& sections);
 
 // Reads and checks a container: InputError naming the file if it is missing, not of this kind,
-// of another format version, truncated or corrupt (checksums are verified).
+// of a format version outside [oldest_version, version], truncated or corrupt (checksums are
+// verified). A version 1 file, whose document has no checksum, loads with a warning.
 ContainerContents read_container(const std::filesystem::path& path, const ContainerKind& kind);
 
-// Reads only the JSON document (the sections are not read or checked).
+// Reads only the JSON document, checked against the header's checksum (the sections are not read
+// or checked).
 nlohmann::json read_container_document(const std::filesystem::path& path,
                                        const ContainerKind& kind);
 

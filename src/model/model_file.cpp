@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/version.h"
 #include "model/file_container.h"
+#include "model/quantized_backbone.h"
 
 namespace garmentnet {
 namespace {
@@ -79,6 +80,7 @@ void save_model_file(const ModelBundle& bundle, const std::filesystem::path& pat
   metadata["garmentnet_version"] = kGarmentnetVersion;
   metadata["torch_version"] = TORCH_VERSION;
   nlohmann::json document{{"format", "garmentnet-model"},
+                          {"precision", is_quantized(bundle.model->backbone()) ? "int8" : "fp32"},
                           {"architecture", bundle.model->architecture()},
                           {"task_spec", bundle.model->spec().to_json()},
                           {"preprocessing", bundle.preprocessing.to_json()},

@@ -15,8 +15,8 @@
 
 namespace garmentnet {
 
-// The format version this build reads and writes.
-inline constexpr uint32_t kModelFormatVersion = 1;
+// The format version this build writes; it also reads version 1 (docs/model-format.md).
+inline constexpr uint32_t kModelFormatVersion = 2;
 
 struct ModelBundle {
   MultiTaskModel model{nullptr};  // layers and weights; its spec() is the task spec

@@ -1,6 +1,7 @@
 // Model files, backbone files and TorchScript backbones exported from torchvision.
 #include "model/model_file.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 #include <torch/optim/sgd.h>
@@ -14,6 +15,7 @@
 #include "core/thread_pool.h"
 #include "model/backbone.h"
 #include "model/losses.h"
+#include "model/quantized_backbone.h"
 #include "test_support.h"
 #include "train/trainer.h"
 
@@ -136,9 +138,9 @@ TEST_F(ModelFileTest, ForeignTruncatedCorruptAndOtherVersionFilesAreInputErrors)
       static_cast<char>(kModelFormatVersion + 1);  // little-endian uint32 after the magic
   const auto future = dir / "future.gnm";
   write_file_atomically(future, other_version);
-  expect_input_error([&] { load_model_file(future); }, future.string(), "format version 2");
-  expect_input_error([&] { read_model_file_document(future); }, future.string(),
-                     "format version 2");
+  const std::string future_version = fmt::format("format version {}", kModelFormatVersion + 1);
+  expect_input_error([&] { load_model_file(future); }, future.string(), future_version);
+  expect_input_error([&] { read_model_file_document(future); }, future.string(), future_version);
 
   std::string flipped = bytes;
   flipped[bytes.size() - 10] ^= 0x5a;
@@ -153,6 +155,83 @@ TEST_F(ModelFileTest, ForeignTruncatedCorruptAndOtherVersionFilesAreInputErrors)
                      "not a garmentnet model file");
   expect_input_error([&] { load_backbone_file(good); }, good.string(),
                      "not a garmentnet backbone file");
+}
+
+// Header (28 bytes) + document checksum (4 bytes) + the JSON document of a version 2 file.
+size_t document_end(const std::string& bytes) {
+  uint64_t json_bytes = 0;
+  for (int i = 7; i >= 0; --i)
+    json_bytes = (json_bytes << 8) | static_cast<unsigned char>(bytes[20 + static_cast<size_t>(i)]);
+  return 32 + json_bytes;
+}
+
+TEST_F(ModelFileTest, AFlippedByteAnywhereInTheFileIsACorruptionError) {
+  TempDir dir;
+  const auto good = dir / "model.gnm";
+  save_model_file(trained_bundle(make_native_backbone("small_cnn")), good);
+  const std::string bytes = read_file(good);
+  const size_t sections_begin = document_end(bytes);
+
+  // Edits a user would never notice otherwise: a threshold, a mean, the input width, a class name.
+  const auto corrupt = dir / "corrupt.gnm";
+  for (const auto& [from, to] :
+       std::vector<std::pair<std::string, std::string>>{{"0.55", "0.95"},
+                                                        {"0.125", "0.725"},
+                                                        {"\"width\": 48", "\"width\": 88"},
+                                                        {"BLOUSES", "BLOUSEZ"}}) {
+    std::string edited = bytes;
+    const size_t at = edited.find(from);
+    ASSERT_LT(at, sections_begin) << from;
+    edited.replace(at, from.size(), to);
+    write_file_atomically(corrupt, edited);
+    expect_input_error([&] { load_model_file(corrupt); }, corrupt.string(), "checksum");
+    expect_input_error([&] { read_model_file_document(corrupt); }, corrupt.string(), "checksum");
+  }
+  // Every single byte of the header and the document (the sections are not needed to read it).
+  const std::string head = bytes.substr(0, sections_begin);
+  for (size_t i = 0; i < head.size(); ++i) {
+    std::string flipped = head;
+    flipped[i] ^= 0x04;
+    {
+      std::ofstream out(corrupt, std::ios::binary | std::ios::trunc);
+      out << flipped;
+    }
+    EXPECT_THROW(read_model_file_document(corrupt), InputError) << "byte " << i;
+  }
+  // And the weights section, first and last byte.
+  for (size_t i : {sections_begin, bytes.size() - 1}) {
+    std::string flipped = bytes;
+    flipped[i] ^= 0x04;
+    write_file_atomically(corrupt, flipped);
+    expect_input_error([&] { load_model_file(corrupt); }, corrupt.string(),
+                       "section 'weights' fails its checksum");
+  }
+}
+
+TEST_F(ModelFileTest, FormatVersion1FilesWithoutADocumentChecksumStillLoad) {
+  TempDir dir;
+  const auto current = dir / "model.gnm";
+  ModelBundle saved = trained_bundle(make_native_backbone("small_cnn"));
+  save_model_file(saved, current);
+  // Version 1 is version 2 without the document checksum after the 28-byte header.
+  std::string bytes = read_file(current);
+  bytes[16] = 1;
+  bytes.erase(28, 4);
+  const auto old = dir / "old.gnm";
+  write_file_atomically(old, bytes);
+
+  ModelBundle loaded = load_model_file(old);
+  EXPECT_EQ(loaded.thresholds("tags"), (std::vector<double>{0.3, 0.55, 0.7}));
+  EXPECT_EQ(loaded.preprocessing.to_json(), saved.preprocessing.to_json());
+  EXPECT_EQ(read_model_file_document(old)["task_spec"], saved.model->spec().to_json());
+  const torch::Tensor images = torch::randn({2, 3, 32, 32});
+  torch::InferenceMode inference;
+  EXPECT_TRUE(torch::equal(saved.model->forward(images).at("cc3"),
+                           loaded.model->forward(images).at("cc3")));
+  // Its sections are still checked.
+  bytes[bytes.size() - 1] ^= 0x04;
+  write_file_atomically(old, bytes);
+  expect_input_error([&] { load_model_file(old); }, old.string(), "checksum");
 }
 
 TEST_F(ModelFileTest, BackboneFileRoundTripKeepsWeightsAndMetadata) {
@@ -269,6 +348,14 @@ TEST_F(TorchScriptBackboneTest, FreezingAndModelFileRoundTrip) {
   const HeadOutputs actual = loaded.model->forward(images);
   for (const auto& head : {"cc3", "tags"})
     EXPECT_TRUE(torch::equal(expected.at(head), actual.at(head))) << head;
+}
+
+TEST_F(TorchScriptBackboneTest, Int8QuantizationRefusesItClearly) {
+  Backbone backbone = open_backbone("torchscript:" + script_path().string());
+  backbone->eval();
+  const std::string message = testing::error_of([&] { Calibration calibration(backbone, 32, 32); });
+  EXPECT_NE(message.find("imported from TorchScript"), std::string::npos) << message;
+  EXPECT_NE(message.find("small_cnn"), std::string::npos) << message;
 }
 
 int64_t element_count(const std::vector<torch::Tensor>& tensors) {

@@ -1,0 +1,648 @@
+#include "model/quantized_backbone.h"
+
+#include <ATen/native/quantized/PackedParams.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/csrc/jit/frontend/tracer.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "core/error.h"
+
+namespace garmentnet {
+namespace {
+
+using IntList = std::vector<int64_t>;
+using PackedConv = c10::intrusive_ptr<ConvPackedParamsBase<2>>;
+
+// The activation fused into a convolution or an addition.
+enum class Activation { None, Relu, Relu6 };
+
+std::string_view activation_name(Activation activation) {
+  switch (activation) {
+    case Activation::None:
+      return "none";
+    case Activation::Relu:
+      return "relu";
+    case Activation::Relu6:
+      return "relu6";
+  }
+  return "none";
+}
+
+Activation activation_from_name(const std::string& name, const std::string& source) {
+  for (Activation a : {Activation::None, Activation::Relu, Activation::Relu6})
+    if (activation_name(a) == name) return a;
+  fail("{} is a corrupt int8 model (unknown activation '{}'); quantize the model anew", source,
+       name);
+}
+
+enum class StepKind { Conv, Add, MaxPool, GlobalPool };
+constexpr std::array<std::pair<StepKind, std::string_view>, 4> kStepNames{
+    {{StepKind::Conv, "conv"},
+     {StepKind::Add, "add"},
+     {StepKind::MaxPool, "max_pool"},
+     {StepKind::GlobalPool, "global_average_pool"}}};
+
+// One step of the program. Values are numbered: 0 is the input images, each step writes one.
+struct Step {
+  StepKind kind = StepKind::Conv;
+  std::vector<int> inputs;
+  int output = 0;
+  Activation activation = Activation::None;                 // conv, add
+  IntList weight_shape, stride, padding, dilation, kernel;  // conv: all but kernel; max pool
+  int64_t groups = 1;                                       // conv
+  bool ceil_mode = false;                                   // max pool
+  at::Tensor weight, bias;  // conv, fp32 with batch norm folded in (calibration only)
+
+  nlohmann::json to_json() const {
+    std::string_view name;
+    for (const auto& [k, n] : kStepNames)
+      if (k == kind) name = n;
+    nlohmann::json json{{"op", name}, {"inputs", inputs}, {"output", output}};
+    if (kind == StepKind::Conv || kind == StepKind::Add)
+      json["activation"] = activation_name(activation);
+    if (kind == StepKind::Conv) {
+      json["weight_shape"] = weight_shape;
+      json["groups"] = groups;
+    }
+    if (kind == StepKind::Conv || kind == StepKind::MaxPool) {
+      json["stride"] = stride;
+      json["padding"] = padding;
+      json["dilation"] = dilation;
+    }
+    if (kind == StepKind::MaxPool) {
+      json["kernel"] = kernel;
+      json["ceil_mode"] = ceil_mode;
+    }
+    return json;
+  }
+
+  static Step from_json(const nlohmann::json& json, const std::string& source) {
+    Step step;
+    try {
+      const std::string op = json.at("op").get<std::string>();
+      const auto found = std::find_if(kStepNames.begin(), kStepNames.end(),
+                                      [&](const auto& entry) { return entry.second == op; });
+      if (found == kStepNames.end()) fail("unknown step '{}'", op);
+      step.kind = found->first;
+      step.inputs = json.at("inputs").get<std::vector<int>>();
+      step.output = json.at("output").get<int>();
+      if (json.contains("activation"))
+        step.activation = activation_from_name(json["activation"].get<std::string>(), source);
+      step.weight_shape = json.value("weight_shape", IntList{});
+      step.groups = json.value("groups", int64_t{1});
+      step.stride = json.value("stride", IntList{});
+      step.padding = json.value("padding", IntList{});
+      step.dilation = json.value("dilation", IntList{});
+      step.kernel = json.value("kernel", IntList{});
+      step.ceil_mode = json.value("ceil_mode", false);
+    } catch (const nlohmann::json::exception& error) {
+      fail("{} is a corrupt int8 model (bad program step: {}); quantize the model anew", source,
+           error.what());
+    }
+    return step;
+  }
+};
+
+// The steps and which value each step's output is last read by (so values can be freed early).
+struct Program {
+  std::vector<Step> steps;
+  int values = 1;  // number of values, the input included
+  int output = 0;  // the value holding the pooled features
+
+  nlohmann::json to_json() const {
+    nlohmann::json steps_json = nlohmann::json::array();
+    for (const auto& step : steps) steps_json.push_back(step.to_json());
+    return {{"values", values}, {"output", output}, {"steps", steps_json}};
+  }
+};
+
+// ---- Tracing a backbone into a program
+
+IntList int_list(const torch::jit::Value* value) {
+  if (const auto constant = torch::jit::toIValue(value)) return constant->toIntVector();
+  const torch::jit::Node* node = value->node();
+  if (node->kind() != c10::prim::ListConstruct) fail_internal("expected a constant int list");
+  IntList result;
+  for (const torch::jit::Value* item : node->inputs())
+    result.push_back(torch::jit::toIValue(item)->toInt());
+  return result;
+}
+
+// A constant int or float (the tracer records `x + y`'s alpha as an int).
+double constant_number(const torch::jit::Value* value) {
+  return torch::jit::toIValue(value)->toScalar().to<double>();
+}
+
+// A 2-D pooling or convolution argument: `max_pool2d(x, 3, 2, 1)` records one-element lists,
+// which the quantized max pool does not accept.
+IntList two_d(IntList values) {
+  if (values.size() == 1) values.push_back(values[0]);
+  return values;
+}
+
+at::Tensor constant_tensor(const torch::jit::Value* value) {
+  const auto constant = torch::jit::toIValue(value);
+  if (!constant || constant->isNone()) return {};
+  return constant->toTensor();
+}
+
+class ProgramBuilder {
+ public:
+  ProgramBuilder(std::string backbone) : backbone_(std::move(backbone)) {}
+
+  Program build(const torch::jit::Graph& graph) {
+    value_of_[graph.inputs().at(0)] = 0;
+    for (const torch::jit::Node* node : graph.nodes()) add(node);
+    const torch::jit::Value* output = graph.outputs().at(0);
+    const int out = value(output);
+    if (!pooled_.contains(out)) refuse("its output is not a global average pool of feature maps");
+    program_.output = out;
+    return std::move(program_);
+  }
+
+ private:
+  [[noreturn]] void refuse(const std::string& why) const {
+    fail(
+        "cannot quantize backbone {} to int8: {}; int8 supports the native backbones built of "
+        "convolutions, batch norms, ReLU/ReLU6, additions, max pools and a global average pool",
+        backbone_, why);
+  }
+
+  int value(const torch::jit::Value* v) const {
+    const auto found = value_of_.find(v);
+    if (found == value_of_.end())
+      refuse(fmt::format("value '{}' comes from an unsupported operation", v->debugName()));
+    return found->second;
+  }
+
+  // The step writing `v`, when `v` is read only by `reader` (so a later operation can be fused in).
+  Step* sole_producer(const torch::jit::Value* v) {
+    if (v->uses().size() != 1) return nullptr;
+    const int id = value(v);
+    for (auto& step : program_.steps)
+      if (step.output == id) return &step;
+    return nullptr;
+  }
+
+  int new_step(Step step, const torch::jit::Value* output) {
+    step.output = program_.values++;
+    value_of_[output] = step.output;
+    program_.steps.push_back(std::move(step));
+    return program_.steps.back().output;
+  }
+
+  void add(const torch::jit::Node* node) {
+    const std::string kind = node->kind().toQualString();
+    if (kind == "prim::Constant" || kind == "prim::ListConstruct") return;
+    const auto in = [&](size_t i) { return node->input(i); };
+    if (kind == "aten::conv2d" || kind == "aten::_convolution") {
+      Step step;
+      step.kind = StepKind::Conv;
+      step.inputs = {value(in(0))};
+      step.weight = constant_tensor(in(1));
+      step.bias = constant_tensor(in(2));
+      if (!step.weight.defined()) refuse("a convolution's weights are not constants");
+      step.weight_shape = step.weight.sizes().vec();
+      step.stride = int_list(in(3));
+      step.padding = int_list(in(4));
+      step.dilation = int_list(in(5));
+      if (kind == "aten::_convolution" && torch::jit::toIValue(in(6))->toBool())
+        refuse("transposed convolutions are not supported");
+      step.groups = torch::jit::toIValue(in(kind == "aten::conv2d" ? 6 : 8))->toInt();
+      if (step.stride.size() != 2 || step.padding.size() != 2)
+        refuse("only 2-D convolutions are supported");
+      if (!step.bias.defined()) step.bias = torch::zeros({step.weight_shape[0]});
+      new_step(std::move(step), node->output());
+    } else if (kind == "aten::batch_norm") {
+      Step* conv = sole_producer(in(0));
+      if (conv == nullptr || conv->kind != StepKind::Conv || conv->activation != Activation::None)
+        refuse("a batch norm does not directly follow a convolution");
+      const at::Tensor gamma = constant_tensor(in(1)), beta = constant_tensor(in(2));
+      const at::Tensor mean = constant_tensor(in(3)), var = constant_tensor(in(4));
+      const double eps = constant_number(in(7));
+      const at::Tensor scale = gamma / torch::sqrt(var + eps);
+      conv->weight = conv->weight * scale.reshape({-1, 1, 1, 1});
+      conv->bias = (conv->bias - mean) * scale + beta;
+      value_of_[node->output()] = conv->output;
+    } else if (kind == "aten::relu" || kind == "aten::relu_" || kind == "aten::relu6" ||
+               kind == "aten::relu6_" || kind == "aten::hardtanh" || kind == "aten::hardtanh_") {
+      Activation activation =
+          kind.starts_with("aten::relu6") ? Activation::Relu6 : Activation::Relu;
+      if (kind.starts_with("aten::hardtanh")) {
+        if (constant_number(in(1)) != 0.0 || constant_number(in(2)) != 6.0)
+          refuse("hardtanh other than ReLU6 is not supported");
+        activation = Activation::Relu6;
+      }
+      Step* producer = sole_producer(in(0));
+      if (producer == nullptr ||
+          (producer->kind != StepKind::Conv && producer->kind != StepKind::Add) ||
+          producer->activation != Activation::None ||
+          (activation == Activation::Relu6 && producer->kind != StepKind::Conv))
+        refuse("an activation does not directly follow a convolution or an addition");
+      producer->activation = activation;
+      value_of_[node->output()] = producer->output;
+    } else if (kind == "aten::add" || kind == "aten::add_") {
+      if (constant_number(in(2)) != 1.0) refuse("scaled additions");
+      Step step;
+      step.kind = StepKind::Add;
+      step.inputs = {value(in(0)), value(in(1))};
+      new_step(std::move(step), node->output());
+    } else if (kind == "aten::max_pool2d") {
+      Step step;
+      step.kind = StepKind::MaxPool;
+      step.inputs = {value(in(0))};
+      step.kernel = two_d(int_list(in(1)));
+      step.stride = two_d(int_list(in(2)));
+      step.padding = two_d(int_list(in(3)));
+      step.dilation = two_d(int_list(in(4)));
+      step.ceil_mode = torch::jit::toIValue(in(5))->toBool();
+      if (step.stride.empty()) step.stride = step.kernel;
+      new_step(std::move(step), node->output());
+    } else if (kind == "aten::adaptive_avg_pool2d") {
+      if (int_list(in(1)) != IntList{1, 1}) refuse("adaptive pooling to more than 1x1");
+      Step step;
+      step.kind = StepKind::GlobalPool;
+      step.inputs = {value(in(0))};
+      pooled_.insert(new_step(std::move(step), node->output()));
+    } else if (kind == "aten::flatten") {
+      const int pooled = value(in(0));
+      if (!pooled_.contains(pooled) || torch::jit::toIValue(in(1))->toInt() != 1)
+        refuse("flatten other than of the pooled features");
+      value_of_[node->output()] = pooled;  // the pooled step already outputs [N, C]
+    } else {
+      refuse(fmt::format("operation {} is not supported", kind));
+    }
+  }
+
+  std::string backbone_;
+  Program program_;
+  std::map<const torch::jit::Value*, int> value_of_;
+  std::set<int> pooled_;
+};
+
+Program trace_program(const Backbone& backbone, int height, int width) {
+  const nlohmann::json architecture = backbone->architecture();
+  const std::string name = architecture.value("architecture", architecture.dump());
+  if (is_quantized(backbone)) fail("the model is already int8; quantize its fp32 model instead");
+  if (architecture.value("kind", "") != "native")
+    fail(
+        "cannot quantize this model to int8: its backbone was imported from TorchScript; int8 "
+        "supports the native backbones ({})",
+        fmt::join(native_backbone_names(), ", "));
+  if (backbone->is_training()) fail_internal("trace_program needs a backbone in eval mode");
+  for (auto& parameter : backbone->parameters()) parameter.requires_grad_(false);
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(/*seed_val=*/1);
+  const at::Tensor example = at::randn({1, 3, height, width}, generator, torch::kFloat);
+  Backbone traced_backbone = backbone;
+  const auto graph = torch::jit::tracer::trace(
+                         {example},
+                         [&](torch::jit::Stack inputs) -> torch::jit::Stack {
+                           return {traced_backbone->forward(inputs.at(0).toTensor())};
+                         },
+                         [](const torch::autograd::Variable&) { return ""; })
+                         .first->graph;
+  return ProgramBuilder(name).build(*graph);
+}
+
+// ---- Ranges
+
+// Both observers' statistics of one activation.
+struct Range {
+  double min = std::numeric_limits<double>::infinity();
+  double max = -std::numeric_limits<double>::infinity();
+  double low_sum = 0, high_sum = 0;  // per-batch percentiles, summed
+  int batches = 0;
+
+  void observe(const at::Tensor& values) {
+    const at::Tensor flat = values.detach().flatten().to(torch::kFloat);
+    min = std::min(min, flat.min().item<double>());
+    max = std::max(max, flat.max().item<double>());
+    // torch::quantile sorts; a strided sample of at most 2^20 values keeps that cheap.
+    constexpr int64_t kSample = int64_t{1} << 20;
+    const int64_t step = std::max<int64_t>(1, flat.numel() / kSample);
+    const at::Tensor sample = flat.slice(0, 0, flat.numel(), step);
+    const at::Tensor q = torch::quantile(sample, torch::tensor({1e-4, 1 - 1e-4}));
+    low_sum += q[0].item<double>();
+    high_sum += q[1].item<double>();
+    ++batches;
+  }
+
+  // Scale and zero point of quint8 covering the observer's range (always including 0), in 7 bits
+  // (0..127): oneDNN's int8 convolutions on CPUs without VNNI add pairs of u8×s8 products in
+  // 16 bits, which saturate with 8-bit activations (measured on this AVX2-only machine, one
+  // 64-channel 3×3 convolution against fp32: 32.1 dB SQNR with 8 bits, 36.9 dB with 7;
+  // PyTorch's fbgemm and x86 defaults reduce the range for the same reason).
+  std::pair<double, int64_t> qparams(RangeObserver observer, Activation activation) const {
+    double low = observer == RangeObserver::MinMax ? min : low_sum / batches;
+    double high = observer == RangeObserver::MinMax ? max : high_sum / batches;
+    low = std::min(low, 0.0);
+    high = std::max(high, 0.0);
+    if (activation == Activation::Relu6) high = std::min(high, 6.0);
+    constexpr double kLevels = 127;
+    const double scale = std::max((high - low) / kLevels, 1e-8);
+    const int64_t zero_point = std::clamp<int64_t>(std::llround(-low / scale), 0, int64_t(kLevels));
+    return {scale, zero_point};
+  }
+};
+
+// The activation a value has gone through (ReLU6 bounds the range).
+Activation activation_of(const Program& program, int value) {
+  for (const auto& step : program.steps)
+    if (step.output == value) return step.activation;
+  return Activation::None;
+}
+
+at::Tensor run_fp32(const Program& program, const at::Tensor& images, std::vector<Range>* ranges) {
+  std::vector<at::Tensor> values(static_cast<size_t>(program.values));
+  values[0] = images;
+  if (ranges) (*ranges)[0].observe(images);
+  for (const auto& step : program.steps) {
+    const at::Tensor& x = values[size_t(step.inputs[0])];
+    at::Tensor y;
+    switch (step.kind) {
+      case StepKind::Conv:
+        y = at::conv2d(x, step.weight, step.bias, step.stride, step.padding, step.dilation,
+                       step.groups);
+        break;
+      case StepKind::Add:
+        y = x + values[size_t(step.inputs[1])];
+        break;
+      case StepKind::MaxPool:
+        y = at::max_pool2d(x, step.kernel, step.stride, step.padding, step.dilation,
+                           step.ceil_mode);
+        break;
+      case StepKind::GlobalPool:
+        y = x.mean({2, 3});
+        break;
+    }
+    if (step.activation == Activation::Relu) y = at::relu(y);
+    if (step.activation == Activation::Relu6) y = at::clamp(y, 0.0, 6.0);
+    if (ranges && step.kind != StepKind::GlobalPool) (*ranges)[size_t(step.output)].observe(y);
+    values[size_t(step.output)] = y;
+  }
+  return values[size_t(program.output)];
+}
+
+// ---- The int8 backbone
+
+void use_onednn() {
+  const auto& engines = at::globalContext().supportedQEngines();
+  if (std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) == engines.end())
+    fail("this LibTorch has no oneDNN quantized engine, which int8 models need");
+  at::globalContext().setQEngine(at::QEngine::ONEDNN);
+}
+
+class QuantizedBackboneImpl : public BackboneImpl {
+ public:
+  // The layers of `program`, with empty weights (filled by torch::load or `set_weights`).
+  QuantizedBackboneImpl(Program program, nlohmann::json source_architecture, RangeObserver observer,
+                        int64_t feature_dim)
+      : program_(std::move(program)),
+        source_(std::move(source_architecture)),
+        observer_(observer),
+        feature_dim_(feature_dim) {
+    qparams_ = register_buffer("activation_qparams", torch::zeros({program_.values, 2}));
+    for (size_t i = 0; i < program_.steps.size(); ++i) {
+      const Step& step = program_.steps[i];
+      if (step.kind != StepKind::Conv) continue;
+      Conv conv;
+      conv.step = i;
+      conv.weight = register_parameter(fmt::format("conv{}_weight", i),
+                                       torch::zeros(step.weight_shape, torch::kChar), false);
+      conv.weight_scale = register_buffer(fmt::format("conv{}_weight_scale", i),
+                                          torch::ones({step.weight_shape[0]}));
+      conv.bias = register_parameter(fmt::format("conv{}_bias", i),
+                                     torch::zeros({step.weight_shape[0]}), false);
+      convs_.push_back(std::move(conv));
+    }
+    last_use_.assign(size_t(program_.values), -1);
+    for (size_t i = 0; i < program_.steps.size(); ++i)
+      for (int input : program_.steps[i].inputs) last_use_[size_t(input)] = int(i);
+  }
+
+  // Quantizes the fp32 weights of the program's convolutions and sets the activation ranges.
+  void set_weights(const Program& fp32, const std::vector<Range>& ranges) {
+    torch::NoGradGuard no_grad;
+    for (int v = 0; v < program_.values; ++v) {
+      const auto [scale, zero_point] =
+          ranges[size_t(v)].batches > 0
+              ? ranges[size_t(v)].qparams(observer_, activation_of(program_, v))
+              : std::pair<double, int64_t>{1.0, 0};
+      qparams_[v][0] = scale;
+      qparams_[v][1] = static_cast<double>(zero_point);
+    }
+    for (auto& conv : convs_) {
+      const at::Tensor& w = fp32.steps[conv.step].weight;
+      const at::Tensor scales =
+          (w.abs().amax({1, 2, 3}) / 127.0).clamp_min(1e-12).to(torch::kDouble);
+      const at::Tensor q = at::quantize_per_channel(
+          w, scales, torch::zeros_like(scales, torch::kLong), 0, torch::kQInt8);
+      conv.weight.copy_(q.int_repr());
+      conv.weight_scale.copy_(scales.to(torch::kFloat));
+      conv.bias.copy_(fp32.steps[conv.step].bias);
+    }
+  }
+
+  torch::Tensor forward(torch::Tensor images) override {
+    std::call_once(packed_once_, [this] { pack(); });
+    std::vector<at::Tensor> values(size_t(program_.values));
+    const auto [in_scale, in_zero] = qparams_cache_[0];
+    values[0] = at::quantize_per_tensor(images.contiguous(), in_scale, in_zero, torch::kQUInt8);
+    size_t conv_index = 0;
+    for (size_t i = 0; i < program_.steps.size(); ++i) {
+      const Step& step = program_.steps[i];
+      const at::Tensor& x = values[size_t(step.inputs[0])];
+      const auto [scale, zero] = qparams_cache_[size_t(step.output)];
+      at::Tensor y;
+      switch (step.kind) {
+        case StepKind::Conv: {
+          const PackedConv& packed = packed_[conv_index++];
+          y = step.activation == Activation::None ? packed->apply(x, scale, zero)
+                                                  : packed->apply_relu(x, scale, zero);
+          break;
+        }
+        case StepKind::Add:
+          y = (step.activation == Activation::None ? add_ : add_relu_)
+                  .call(x, values[size_t(step.inputs[1])], scale, zero);
+          break;
+        case StepKind::MaxPool:
+          y = at::max_pool2d(x, step.kernel, step.stride, step.padding, step.dilation,
+                             step.ceil_mode);
+          break;
+        case StepKind::GlobalPool:
+          y = at::dequantize(x).mean({2, 3});
+          break;
+      }
+      values[size_t(step.output)] = std::move(y);
+      for (int input : step.inputs)
+        if (last_use_[size_t(input)] == int(i)) values[size_t(input)].reset();
+    }
+    return values[size_t(program_.output)];
+  }
+
+  int64_t feature_dim() const override { return feature_dim_; }
+
+  nlohmann::json architecture() const override {
+    return {{"kind", "int8"},
+            {"quantized_from", source_},
+            {"observer", name_of(observer_)},
+            {"feature_dim", feature_dim_},
+            {"program", program_.to_json()}};
+  }
+
+  // An int8 backbone is not trained further: it has no blocks.
+  std::vector<torch::Tensor> block_parameters(const std::string& block) override {
+    fail("an int8 backbone cannot be trained (block '{}'); train the fp32 model and quantize it",
+         block);
+  }
+
+ protected:
+  void set_block_training(const std::string&, bool) override {}
+
+ private:
+  struct Conv {
+    size_t step = 0;
+    at::Tensor weight;        // int8 values [out, in / groups, kh, kw]
+    at::Tensor weight_scale;  // per output channel
+    at::Tensor bias;          // fp32
+  };
+
+  // Prepacks the weights for oneDNN (once, after the weights are set or loaded).
+  void pack() {
+    use_onednn();
+    static const auto prepack =
+        c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d_prepack", "");
+    torch::NoGradGuard no_grad;
+    for (const auto& conv : convs_) {
+      const Step& step = program_.steps[conv.step];
+      const at::Tensor scales = conv.weight_scale.to(torch::kDouble);
+      const at::Tensor q = at::_make_per_channel_quantized_tensor(
+          conv.weight, scales, torch::zeros_like(scales, torch::kLong), 0);
+      torch::jit::Stack stack{q,
+                              conv.bias,
+                              c10::List<int64_t>(step.stride),
+                              c10::List<int64_t>(step.padding),
+                              c10::List<int64_t>(step.dilation),
+                              step.groups};
+      prepack.callBoxed(&stack);
+      packed_.push_back(stack.at(0).toCustomClass<ConvPackedParamsBase<2>>());
+    }
+    const at::Tensor qparams = qparams_.to(torch::kDouble);
+    for (int v = 0; v < program_.values; ++v)
+      qparams_cache_.emplace_back(qparams[v][0].item<double>(),
+                                  std::llround(qparams[v][1].item<double>()));
+  }
+
+  using AddOp = c10::TypedOperatorHandle<at::Tensor(at::Tensor, at::Tensor, double, int64_t)>;
+  static AddOp add_op(const char* name) {
+    return c10::Dispatcher::singleton()
+        .findSchemaOrThrow(name, "")
+        .typed<at::Tensor(at::Tensor, at::Tensor, double, int64_t)>();
+  }
+
+  Program program_;
+  nlohmann::json source_;
+  RangeObserver observer_;
+  int64_t feature_dim_;
+  at::Tensor qparams_;  // [values, 2]: scale, zero point of each activation
+  std::vector<Conv> convs_;
+  std::vector<int> last_use_;  // value → index of the last step reading it (-1: none)
+  std::once_flag packed_once_;
+  std::vector<PackedConv> packed_;
+  std::vector<std::pair<double, int64_t>> qparams_cache_;
+  AddOp add_ = add_op("quantized::add");
+  AddOp add_relu_ = add_op("quantized::add_relu");
+};
+
+}  // namespace
+
+std::string_view name_of(RangeObserver observer) {
+  return observer == RangeObserver::MinMax ? "minmax" : "percentile";
+}
+
+struct Calibration::Impl {
+  Program program;
+  nlohmann::json source;
+  int64_t feature_dim = 0;
+  std::vector<Range> ranges;
+};
+
+Calibration::Calibration(const Backbone& backbone, int height, int width)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->program = trace_program(backbone, height, width);
+  impl_->source = backbone->architecture();
+  impl_->feature_dim = backbone->feature_dim();
+  impl_->ranges.resize(size_t(impl_->program.values));
+}
+
+Calibration::~Calibration() = default;
+Calibration::Calibration(Calibration&&) noexcept = default;
+
+void Calibration::observe(const at::Tensor& images) {
+  torch::InferenceMode guard;
+  run_fp32(impl_->program, images, &impl_->ranges);
+}
+
+at::Tensor Calibration::fp32_features(const at::Tensor& images) const {
+  torch::InferenceMode guard;
+  return run_fp32(impl_->program, images, nullptr);
+}
+
+Backbone Calibration::quantize(RangeObserver observer) const {
+  if (impl_->ranges[0].batches == 0) fail_internal("quantize needs observed calibration images");
+  auto backbone = std::make_shared<QuantizedBackboneImpl>(impl_->program, impl_->source, observer,
+                                                          impl_->feature_dim);
+  backbone->set_weights(impl_->program, impl_->ranges);
+  backbone->eval();
+  return Backbone(std::shared_ptr<BackboneImpl>(backbone));
+}
+
+bool is_quantized(const Backbone& backbone) {
+  return dynamic_cast<const QuantizedBackboneImpl*>(backbone.get()) != nullptr;
+}
+
+Backbone quantized_backbone_from_architecture(const nlohmann::json& architecture,
+                                              const std::string& source) {
+  Program program;
+  RangeObserver observer = RangeObserver::MinMax;
+  int64_t feature_dim = 0;
+  try {
+    const nlohmann::json& json = architecture.at("program");
+    program.values = json.at("values").get<int>();
+    program.output = json.at("output").get<int>();
+    for (const auto& step : json.at("steps"))
+      program.steps.push_back(Step::from_json(step, source));
+    observer = architecture.at("observer").get<std::string>() == "minmax"
+                   ? RangeObserver::MinMax
+                   : RangeObserver::Percentile;
+    feature_dim = architecture.at("feature_dim").get<int64_t>();
+  } catch (const nlohmann::json::exception& error) {
+    fail("{} is a corrupt int8 model ({}); quantize the model anew", source, error.what());
+  }
+  for (const auto& step : program.steps) {
+    bool in_range = step.output > 0 && step.output < program.values;
+    for (int input : step.inputs) in_range = in_range && input >= 0 && input < step.output;
+    const size_t needed = step.kind == StepKind::Add ? 2 : 1;
+    if (!in_range || step.inputs.size() != needed ||
+        (step.kind == StepKind::Conv && step.weight_shape.size() != 4))
+      fail(
+          "{} is a corrupt int8 model (step writing value {} is inconsistent); quantize the "
+          "model anew",
+          source, step.output);
+  }
+  auto backbone = std::make_shared<QuantizedBackboneImpl>(
+      std::move(program), architecture.value("quantized_from", nlohmann::json()), observer,
+      feature_dim);
+  return Backbone(std::shared_ptr<BackboneImpl>(backbone));
+}
+
+}  // namespace garmentnet

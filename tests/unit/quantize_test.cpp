@@ -1,0 +1,129 @@
+// Int8 backbones: the folded fp32 program equals the backbone, int8 stays close to fp32 on every
+// native backbone, and an int8 model file round-trips and runs in the Predictor.
+#include <gtest/gtest.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include "core/atomic_file.h"
+#include "core/thread_pool.h"
+#include "infer/predictor.h"
+#include "model/input.h"
+#include "model/quantized_backbone.h"
+#include "model_fixture.h"
+#include "test_support.h"
+
+namespace garmentnet {
+namespace {
+
+using testing::TempDir;
+
+// Signal-to-quantisation-noise ratio of `actual` against `expected`, in dB.
+double sqnr_db(const at::Tensor& expected, const at::Tensor& actual) {
+  const double signal = expected.pow(2).sum().item<double>();
+  const double noise = (expected - actual).pow(2).sum().item<double>();
+  return 10 * std::log10(signal / std::max(noise, 1e-30));
+}
+
+// A native backbone with non-trivial batch-norm statistics (so folding is exercised).
+Backbone random_backbone(const std::string& name) {
+  torch::manual_seed(3);
+  Backbone backbone = make_native_backbone(name);
+  torch::NoGradGuard no_grad;
+  for (auto& item : backbone->named_buffers()) {
+    if (item.key().ends_with("running_mean")) item.value().uniform_(-0.3, 0.3);
+    if (item.key().ends_with("running_var")) item.value().uniform_(0.5, 1.5);
+  }
+  for (auto& item : backbone->named_parameters())
+    if (item.value().dim() == 1) item.value().uniform_(0.5, 1.5);
+  backbone->eval();
+  return backbone;
+}
+
+class Int8BackboneTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { torch::set_num_threads(default_thread_count()); }
+};
+
+TEST_P(Int8BackboneTest, FoldedProgramEqualsFp32AndInt8StaysClose) {
+  constexpr int kSide = 32;
+  Backbone backbone = random_backbone(GetParam());
+  Calibration calibration(backbone, kSide, kSide);
+  torch::manual_seed(4);
+  for (int i = 0; i < 3; ++i) calibration.observe(torch::randn({8, 3, kSide, kSide}));
+  const at::Tensor images = torch::randn({6, 3, kSide, kSide});
+  torch::InferenceMode guard;
+  const at::Tensor expected = backbone->forward(images);
+  const at::Tensor folded = calibration.fp32_features(images);
+  EXPECT_TRUE(torch::allclose(folded, expected, 1e-4, 1e-4))
+      << (folded - expected).abs().max().item<double>();
+  for (RangeObserver observer : {RangeObserver::MinMax, RangeObserver::Percentile}) {
+    Backbone int8 = calibration.quantize(observer);
+    EXPECT_TRUE(is_quantized(int8));
+    EXPECT_FALSE(is_quantized(backbone));
+    const at::Tensor actual = int8->forward(images);
+    ASSERT_EQ(actual.sizes(), expected.sizes());
+    EXPECT_GT(sqnr_db(expected, actual), 18.0) << name_of(observer);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(NativeBackbones, Int8BackboneTest,
+                         ::testing::Values("small_cnn", "resnet18", "mobilenet_v2"));
+
+TEST(Int8ModelFileTest, RoundTripsStatesItsPrecisionAndRunsInThePredictor) {
+  torch::set_num_threads(default_thread_count());
+  TempDir dir;
+  constexpr int kSide = 32;
+  const auto fp32_path =
+      testing::write_random_model(dir / "fp32.gnm", random_backbone("small_cnn"), kSide);
+  ModelBundle fp32 = load_model_file(fp32_path);
+  Calibration calibration(fp32.model->backbone(), kSide, kSide);
+  // Calibrated on images like those the Predictor gets below.
+  calibration.observe(make_input_batch(testing::random_images(16, kSide, 9), fp32.preprocessing));
+  ModelBundle int8 = fp32;
+  int8.model = MultiTaskModel(calibration.quantize(RangeObserver::MinMax), fp32.model->spec());
+  int8.model->eval();
+  const auto int8_path = dir / "int8.gnm";
+  save_model_file(int8, int8_path);
+
+  const nlohmann::json document = read_model_file_document(int8_path);
+  EXPECT_EQ(document["precision"], "int8");
+  EXPECT_EQ(read_model_file_document(fp32_path)["precision"], "fp32");
+  EXPECT_EQ(document["architecture"]["backbone"]["quantized_from"]["architecture"], "small_cnn");
+  EXPECT_GT(double(std::filesystem::file_size(fp32_path)),
+            3.5 * double(std::filesystem::file_size(int8_path)));
+
+  ModelBundle loaded = load_model_file(int8_path);
+  ASSERT_TRUE(is_quantized(loaded.model->backbone()));
+  const at::Tensor images = torch::randn({3, 3, kSide, kSide});
+  {
+    torch::InferenceMode guard;
+    EXPECT_TRUE(torch::equal(int8.model->features(images), loaded.model->features(images)));
+  }
+
+  // The Predictor runs it as it is (no TorchScript graph) and answers like the loaded model.
+  const Predictor predictor(int8_path, {.threads = 2});
+  EXPECT_FALSE(predictor.optimized());
+  const auto pictures = testing::random_images(2, kSide);
+  const HeadProbabilities probabilities = predictor.predict(pictures);
+  torch::InferenceMode guard;
+  const HeadOutputs expected =
+      head_probabilities(loaded.model->spec(),
+                         loaded.model->forward(make_input_batch(pictures, loaded.preprocessing)));
+  for (const auto& head : {"cc3", "tags"}) {
+    const at::Tensor actual =
+        torch::tensor(probabilities.at(head)).reshape(expected.at(head).sizes());
+    EXPECT_TRUE(torch::allclose(actual, expected.at(head), 1e-5, 1e-6)) << head;
+  }
+}
+
+TEST(Int8ModelFileTest, AnInt8BackboneIsNotQuantizedAgain) {
+  Backbone backbone = random_backbone("small_cnn");
+  Calibration calibration(backbone, 16, 16);
+  calibration.observe(torch::randn({2, 3, 16, 16}));
+  const Backbone int8 = calibration.quantize(RangeObserver::MinMax);
+  EXPECT_NE(testing::error_of([&] { Calibration again(int8, 16, 16); }).find("already int8"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace garmentnet
