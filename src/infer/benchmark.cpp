@@ -351,11 +351,14 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
       at::randn({largest_batch, 3, pre.height, pre.width}, generator, torch::kFloat);
   // Eager variants before tracing: tracing turns off the parameters' gradients.
   using Forward = std::function<void(const torch::Tensor&)>;
+  // What a variant needs before it runs: the traced graphs, or its weights in channels-last.
+  enum class Needs { Nothing, TracedGraphs, ChannelsLast };
   struct Variant {
-    std::string name;
+    std::string name;  // for people: tables and JSON
     int threads;
     Forward forward;
     bool always;  // measured even without all_variants
+    Needs needs = Needs::Nothing;
   };
   const Forward eager_autograd = [&](const torch::Tensor& x) { (void)bundle.model->forward(x); };
   const Forward eager = [&](const torch::Tensor& x) {
@@ -390,11 +393,12 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
       {"eager, autograd, 1 thread (LibTorch defaults)", 1, eager_autograd, false},
       {"eager, autograd", threads, eager_autograd, false},
       {"eager (inference mode)", threads, eager, true},
-      {"eager, channels-last", threads, eager_channels_last, false},
-      {"traced TorchScript", threads, run_graph(traced), false},
-      {"frozen (conv+BN folded)", threads, run_graph(frozen), false},
-      {"optimized, 1 thread", 1, run_graph(optimized), false},
-      {"optimized (frozen + optimize_for_inference)", threads, run_graph(optimized), true},
+      {"eager, channels-last", threads, eager_channels_last, false, Needs::ChannelsLast},
+      {"traced TorchScript", threads, run_graph(traced), false, Needs::TracedGraphs},
+      {"frozen (conv+BN folded)", threads, run_graph(frozen), false, Needs::TracedGraphs},
+      {"optimized, 1 thread", 1, run_graph(optimized), false, Needs::TracedGraphs},
+      {"optimized (frozen + optimize_for_inference)", threads, run_graph(optimized), true,
+       Needs::TracedGraphs},
   };
   const std::vector<Variant> int8_variants{
       {"int8, 1 thread", 1, eager, false},
@@ -406,11 +410,11 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
   bool traced_yet = false;
   for (const auto& variant : variants) {
     if (!variant.always && !options.all_variants) continue;
-    if (!traced_yet && variant.name.find("eager") == std::string::npos && !int8) {
+    if (!traced_yet && variant.needs == Needs::TracedGraphs) {
       trace_all();
       traced_yet = true;
     }
-    if (variant.name == "eager, channels-last")
+    if (variant.needs == Needs::ChannelsLast)
       set_memory_format(*bundle.model, torch::MemoryFormat::ChannelsLast);
     torch::set_num_threads(variant.threads);
     spdlog::info("forward pass: {}", variant.name);
@@ -423,7 +427,7 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
                                 .batch_size = batch,
                                 .images_per_second = batch / per_run});
     }
-    if (variant.name == "eager, channels-last")
+    if (variant.needs == Needs::ChannelsLast)
       set_memory_format(*bundle.model, torch::MemoryFormat::Contiguous);
   }
   torch::set_num_threads(threads);
