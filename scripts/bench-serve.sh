@@ -14,7 +14,8 @@
 # Usage: scripts/bench-serve.sh [path/to/garmentnet]
 # Environment (defaults in brackets):
 #   BENCH_BACKBONES   backbones to build a model for ["small_cnn"], e.g. "small_cnn mobilenet_v2"
-#   BENCH_MODEL       measure this model file instead of building one (BENCH_BACKBONES ignored)
+#   BENCH_MODEL       measure these model files (space-separated, one after the other in this run,
+#                     e.g. an fp32 model and its int8 copy) instead of building one per backbone
 #   BENCH_SECONDS     seconds per concurrency level [10]
 #   BENCH_REQUESTS    requests of the memory run [10000]
 #   BENCH_LEVELS      concurrency levels ["1 8 32 64"]; 1 and 32 are needed for the figures
@@ -194,7 +195,9 @@ PY
 }
 
 if [[ -n ${BENCH_MODEL:-} ]]; then
-  measure "$(realpath "$BENCH_MODEL")" "$(basename "$BENCH_MODEL")"
+  for model in $BENCH_MODEL; do
+    measure "$(realpath "$model")" "$model"
+  done
 else
   for backbone in $backbones; do
     model=$(model_for "$backbone")

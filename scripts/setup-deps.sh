@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox dataset-fashion-mnist
   python3-torch python3-torchvision python3-numpy python3-pil
+  protobuf-compiler python3-protobuf python3-crcmod
   openssl
   chromium wrk python3-requests
 )

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "data/image.h"
+#include "model/input.h"
 #include "model/model_file.h"
+#include "model/quantized_backbone.h"
 
 namespace garmentnet::testing {
 
@@ -58,6 +60,18 @@ inline std::vector<cv::Mat> random_images(size_t count, int side, uint64_t seed 
     images.push_back(image);
   }
   return images;
+}
+
+// The int8 copy (min-max ranges) of an fp32 model, calibrated on random images like those of
+// random_images().
+inline ModelBundle int8_copy(const ModelBundle& fp32) {
+  const Preprocessing& pre = fp32.preprocessing;
+  Calibration calibration(fp32.model->backbone(), pre.height, pre.width);
+  calibration.observe(make_input_batch(random_images(16, pre.height, 9), pre));
+  ModelBundle int8 = fp32;
+  int8.model = MultiTaskModel(calibration.quantize(RangeObserver::MinMax), fp32.model->spec());
+  int8.model->eval();
+  return int8;
 }
 
 }  // namespace garmentnet::testing

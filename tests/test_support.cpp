@@ -65,7 +65,11 @@ const std::filesystem::path& tiny_model() {
 }
 
 CommandResult run_garmentnet(const std::string& arguments) {
-  const std::string command = std::string(GARMENTNET_BINARY) + " " + arguments + " 2>&1";
+  return run_shell(std::string(GARMENTNET_BINARY) + " " + arguments);
+}
+
+CommandResult run_shell(const std::string& shell_command) {
+  const std::string command = shell_command + " 2>&1";
   CommandResult result;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) return result;

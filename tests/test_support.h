@@ -56,5 +56,7 @@ std::string error_of(F&& function) {
 
 // Runs the built garmentnet executable with `arguments` (a shell-quoted string).
 CommandResult run_garmentnet(const std::string& arguments);
+// Runs a shell command line (stdout and stderr together).
+CommandResult run_shell(const std::string& command);
 
 }  // namespace garmentnet::testing

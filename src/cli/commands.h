@@ -20,6 +20,7 @@ void add_make_dataset_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 // predict_command.cpp: batch prediction over a table of ids.
 void add_predict_command(CLI::App& app);
+void add_merge_predictions_command(CLI::App& app);
 // evaluate_command.cpp: scores a model (or a predictions file) against labels.
 void add_evaluate_command(CLI::App& app);
 // train_command.cpp: trains the multi-task model / pretrains a backbone.

@@ -34,7 +34,8 @@ void add_evaluate_command(CLI::App& app) {
       "folder of the labelled images; with --predictions only used for the mistakes grid");
   command->add_option(
       "--predictions", o.predictions,
-      "score this predictions file (as `predict` writes) instead of running the model");
+      "score this predictions file (as `predict` writes), or a folder or glob of the part files of "
+      "`predict --shard`, instead of running the model");
   command->add_option("--task", o.task,
                       "with --predictions and no --model: task spec JSON (default: garments)");
   command->add_option("--out", o.out_dir,

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   garmentnet::cli::add_pretrain_command(app);
   garmentnet::cli::add_train_command(app);
   garmentnet::cli::add_predict_command(app);
+  garmentnet::cli::add_merge_predictions_command(app);
   garmentnet::cli::add_quantize_command(app);
   garmentnet::cli::add_evaluate_command(app);
   garmentnet::cli::add_serve_command(app);

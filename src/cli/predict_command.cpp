@@ -1,10 +1,12 @@
 // `garmentnet predict`: flags → PredictOptions; prints failures and the speed.
+// `garmentnet merge-predictions`: the part files of a sharded predict → one predictions file.
 #include <fmt/format.h>
 
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
+#include "data/table.h"
 #include "infer/batch_predict.h"
 
 namespace garmentnet::cli {
@@ -19,6 +21,7 @@ void add_predict_command(CLI::App& app) {
     int threads = 0;
     bool allow_missing = false;
     bool strict = false;
+    std::string shard;
   };
   auto flags = std::make_shared<Flags>();
   PredictOptions& o = flags->options;
@@ -49,16 +52,20 @@ void add_predict_command(CLI::App& app) {
       ->add_flag("--strict", flags->strict,
                  "stop at the first missing or unreadable image; write nothing")
       ->excludes(allow);
+  command->add_option("--shard", flags->shard,
+                      "I/N: predict only slice I (0-based) of N of the rows, into "
+                      "<output stem>.part-I-of-N<ext>; `merge-predictions` joins the parts");
 
   command->callback([flags] {
     PredictOptions options = flags->options;
+    if (!flags->shard.empty()) options.shard = parse_shard(flags->shard);
     options.stream.decode_threads = flags->threads;
     options.stream.stop_at_first_failure = flags->strict;
     const Predictor predictor(flags->model, {.threads = flags->threads});
     const PredictResult result = predict_file(predictor, options);
     std::printf("Predicted %zu of %zu rows in %.1f s (%.1f images/s) → %s\n",
                 result.images_predicted, result.rows, result.seconds, result.images_per_second,
-                options.output.c_str());
+                result.output.c_str());
     if (result.failures.empty()) return;
     const std::string& id_column = predictor.spec().id_column;
     std::fprintf(
@@ -67,6 +74,29 @@ void add_predict_command(CLI::App& app) {
         result.failures.size(), describe_failures(result.failures, id_column).c_str(),
         result.failures_file.c_str());
     if (!flags->allow_missing) throw CLI::RuntimeError(kExitImageFailures);
+  });
+}
+
+void add_merge_predictions_command(CLI::App& app) {
+  struct Flags {
+    std::filesystem::path parts;
+    std::filesystem::path output;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand(
+      "merge-predictions",
+      "Join the part files of `predict --shard I/N` into the predictions file one unsharded run "
+      "writes (same rows, order and values)");
+  command
+      ->add_option("--parts", flags->parts,
+                   "folder holding the parts, or a glob such as 'out/predictions.part-*'")
+      ->required();
+  command->add_option("--output", flags->output, "predictions file to write, .parquet or .csv")
+      ->required();
+  command->callback([flags] {
+    const std::vector<std::filesystem::path> parts = find_parts(flags->parts);
+    concatenate_tables(parts, flags->output);
+    std::printf("Merged %zu parts → %s\n", parts.size(), flags->output.c_str());
   });
 }
 

@@ -10,6 +10,7 @@ void add_serve_command(CLI::App& app) {
   auto max_wait_us = std::make_shared<int64_t>(2000);
   auto timeout_ms = std::make_shared<int64_t>(30000);
   auto max_body_mib = std::make_shared<double>(10);
+  auto max_mib_in_flight = std::make_shared<double>(128);
   CLI::App* command = app.add_subcommand(
       "serve",
       "Serve a model over HTTP: TF-Serving REST, KServe v2, an image route and a web page at /");
@@ -53,9 +54,26 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--max-body-mib", *max_body_mib, "Larger request bodies get 413")
       ->capture_default_str();
+  command
+      ->add_option("--max-mib-in-flight", *max_mib_in_flight,
+                   "Request bodies being read or handled, all connections together; a request "
+                   "that does not fit gets 429")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   command->add_option("--max-instances", o->limits.max_instances, "Images per request")
       ->capture_default_str();
   command->add_option("--max-pixels", o->limits.image.max_pixels, "Pixels per image")
+      ->capture_default_str();
+  command
+      ->add_option("--max-request-pixels", o->limits.max_request_pixels,
+                   "Decoded pixels of all images of one request; more get 413")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command
+      ->add_option("--max-decoding-pixels", o->limits.max_decoding_pixels,
+                   "Pixels being decoded by all requests together; a request that does not fit "
+                   "gets 429")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   command
       ->add_option("--http-threads", o->http.threads,
@@ -67,18 +85,20 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--poll-ms", *poll_ms, "How often the base path is checked for new versions")
       ->capture_default_str();
-  command->callback([o, poll_ms, max_wait_us, timeout_ms, max_body_mib, command] {
-    if (o->models.base_path.empty() && o->models.model_file.empty()) {
-      throw CLI::RequiredError("--model-base-path or --model");
-    }
-    o->models.poll_interval = std::chrono::milliseconds(*poll_ms);
-    o->batching.max_wait = std::chrono::microseconds(*max_wait_us);
-    o->request_timeout = std::chrono::milliseconds(*timeout_ms);
-    o->http.max_body_bytes = static_cast<size_t>(*max_body_mib * 1024 * 1024);
-    o->limits.image.max_file_bytes = o->http.max_body_bytes;
-    o->models.warm_up_batch_size = o->batching.max_batch_size;
-    serve_until_signal(*o);
-  });
+  command->callback(
+      [o, poll_ms, max_wait_us, timeout_ms, max_body_mib, max_mib_in_flight, command] {
+        if (o->models.base_path.empty() && o->models.model_file.empty()) {
+          throw CLI::RequiredError("--model-base-path or --model");
+        }
+        o->models.poll_interval = std::chrono::milliseconds(*poll_ms);
+        o->batching.max_wait = std::chrono::microseconds(*max_wait_us);
+        o->request_timeout = std::chrono::milliseconds(*timeout_ms);
+        o->http.max_body_bytes = static_cast<size_t>(*max_body_mib * 1024 * 1024);
+        o->limits.image.max_file_bytes = o->http.max_body_bytes;
+        o->http.max_body_bytes_in_flight = static_cast<size_t>(*max_mib_in_flight * 1024 * 1024);
+        o->models.warm_up_batch_size = o->batching.max_batch_size;
+        serve_until_signal(*o);
+      });
 }
 
 }  // namespace garmentnet::cli

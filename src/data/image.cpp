@@ -380,8 +380,11 @@ ImageSize probe_image_size(std::string_view bytes, std::string_view source) {
   return size;
 }
 
-cv::Mat decode_image(std::string_view bytes, std::string_view source, const ImageLimits& limits,
-                     int target_side) {
+namespace {
+
+// The size in the header, once the file and its pixels are within `limits` (InputError if not).
+ImageSize checked_image_size(std::string_view bytes, std::string_view source,
+                             const ImageLimits& limits) {
   if (bytes.size() > limits.max_file_bytes) {
     fail("{}: image is {} bytes, more than the limit of {} bytes", source, bytes.size(),
          limits.max_file_bytes);
@@ -392,6 +395,22 @@ cv::Mat decode_image(std::string_view bytes, std::string_view source, const Imag
     fail("{}: image is {}×{} = {} pixels, more than the limit of {} pixels", source, size.width,
          size.height, pixels, limits.max_pixels);
   }
+  return size;
+}
+
+}  // namespace
+
+int64_t decoded_pixels(std::string_view bytes, std::string_view source, const ImageLimits& limits,
+                       int target_side) {
+  const ImageSize size = checked_image_size(bytes, source, limits);
+  const int64_t eighths =
+      sniff_format(bytes) == ImageFormat::Jpeg ? jpeg_scale_eighths(size, target_side) : 8;
+  return (int64_t{size.width} * eighths / 8) * (int64_t{size.height} * eighths / 8);
+}
+
+cv::Mat decode_image(std::string_view bytes, std::string_view source, const ImageLimits& limits,
+                     int target_side) {
+  const ImageSize size = checked_image_size(bytes, source, limits);
   int flag = cv::IMREAD_COLOR;
   if (sniff_format(bytes) == ImageFormat::Jpeg) {
     if (!jpeg_has_end_marker(bytes, source)) {

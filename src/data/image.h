@@ -30,6 +30,12 @@ struct ImageSize {
 // InputError (naming `source`) if the bytes are not one of these formats or the header is bad.
 ImageSize probe_image_size(std::string_view bytes, std::string_view source);
 
+// How many pixels decode_image(bytes, source, limits, target_side) produces, from the header alone
+// (a JPEG decoded at reduced size counts its reduced size): what decoding it will cost in time and
+// memory. The same InputErrors as decode_image for a bad header or an image over `limits`.
+int64_t decoded_pixels(std::string_view bytes, std::string_view source, const ImageLimits& limits,
+                       int target_side);
+
 // Decodes JPEG/PNG/WebP bytes into an 8-bit RGB image (3 channels), honouring EXIF orientation.
 // When `target_side` > 0 and the image is much larger, JPEGs are decoded at reduced size
 // (1/2, 1/4, 1/8) as long as the result stays at least `target_side` on its shorter side.

@@ -261,22 +261,81 @@ std::string sql_identifier(std::string_view name) {
   return quoted + "\"";
 }
 
-Table read_table(const fs::path& path) {
+namespace {
+
+// The table function reading `path` in SQL; an InputError if there is no such file.
+std::string scan_of(const fs::path& path) {
   const FileFormat format = format_of(path);
   std::error_code error;
   if (!fs::is_regular_file(path, error)) {
     fail("{}: no such file (check the path)", path.string());
   }
-  const std::string source =
-      format == FileFormat::Parquet
-          ? "read_parquet(" + sql_string_literal(path.string()) + ")"
-          : "read_csv(" + sql_string_literal(path.string()) + ", header = true)";
+  return format == FileFormat::Parquet
+             ? "read_parquet(" + sql_string_literal(path.string()) + ")"
+             : "read_csv(" + sql_string_literal(path.string()) + ", header = true)";
+}
+
+// COPY's options for writing `path`'s format.
+std::string copy_options(const fs::path& path) {
+  return format_of(path) == FileFormat::Parquet ? "FORMAT parquet, COMPRESSION snappy"
+                                                : "FORMAT csv, HEADER";
+}
+
+// Column names (and, for Parquet, types) of `path` as one comparable string.
+std::string schema_of(Database& db, const fs::path& path) {
+  Result probe;
+  db.run("SELECT * FROM " + scan_of(path) + " LIMIT 0", probe, "cannot read " + path.string());
+  std::string schema;
+  for (idx_t c = 0; c < duckdb_column_count(probe.get()); ++c) {
+    schema += fmt::format("{}{}", c ? ", " : "", duckdb_column_name(probe.get(), c));
+    if (format_of(path) == FileFormat::Parquet)
+      schema += fmt::format(" {}", int(duckdb_column_type(probe.get(), c)));
+  }
+  return schema;
+}
+
+// Loads the rows of `files` into DuckDB table `output`, in order, checking their columns agree.
+void load_concatenation(Database& db, const std::vector<fs::path>& files) {
+  if (files.empty()) fail_internal("concatenating no files");
+  const std::string schema = schema_of(db, files.front());
+  db.run("CREATE TABLE output AS SELECT * FROM " + scan_of(files.front()),
+         "cannot read " + files.front().string());
+  for (size_t i = 1; i < files.size(); ++i) {
+    if (schema_of(db, files[i]) != schema)
+      fail(
+          "{} does not have the columns of {} ({}); all parts must come from one model run with "
+          "the same options",
+          files[i].string(), files.front().string(), schema);
+    db.run("INSERT INTO output SELECT * FROM " + scan_of(files[i]),
+           "cannot read " + files[i].string());
+  }
+}
+
+}  // namespace
+
+Table read_table(const fs::path& path) {
+  const std::string source = scan_of(path);
   Database db;
   return fetch_as_table(db, "SELECT * FROM " + source, "cannot read " + path.string());
 }
 
+Table read_tables(const std::vector<fs::path>& files) {
+  Database db;
+  load_concatenation(db, files);
+  return fetch_as_table(db, "SELECT * FROM output", "cannot read " + files.front().string());
+}
+
+void concatenate_tables(const std::vector<fs::path>& files, const fs::path& output) {
+  const std::string options = copy_options(output);
+  Database db;
+  load_concatenation(db, files);
+  write_atomically(output, [&](const fs::path& temp) {
+    db.run("COPY output TO " + sql_string_literal(temp.string()) + " (" + options + ")",
+           "cannot write " + output.string());
+  });
+}
+
 void write_table(const Table& table, const fs::path& path) {
-  const FileFormat format = format_of(path);
   if (table.num_columns() == 0) fail_internal("writing a table with no columns");
   Database db;
   std::string definition;
@@ -313,8 +372,7 @@ void write_table(const Table& table, const fs::path& path) {
     }
     check(duckdb_appender_close(appender.get()));
   }
-  const std::string options =
-      format == FileFormat::Parquet ? "FORMAT parquet, COMPRESSION snappy" : "FORMAT csv, HEADER";
+  const std::string options = copy_options(path);
   write_atomically(path, [&](const fs::path& temp) {
     db.run("COPY output TO " + sql_string_literal(temp.string()) + " (" + options + ")", context);
   });

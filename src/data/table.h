@@ -56,6 +56,14 @@ Table read_table(const std::filesystem::path& path);
 // exactly (spaces included) and types (Int64 is written as BIGINT).
 void write_table(const Table& table, const std::filesystem::path& path);
 
+// The rows of `files` (.parquet or .csv), one file after another in this order, as one table, or
+// written to `output` atomically (streamed through DuckDB, never all in our memory). Every file
+// must have the first one's columns (names, and types for Parquet); an InputError names the first
+// file that differs.
+Table read_tables(const std::vector<std::filesystem::path>& files);
+void concatenate_tables(const std::vector<std::filesystem::path>& files,
+                        const std::filesystem::path& output);
+
 // Runs one SQL query in a fresh in-memory DuckDB database and returns its result, e.g. to
 // compute counts over Parquet files with read_parquet('...'). For tests and reports.
 Table query_sql(const std::string& sql);

@@ -255,9 +255,9 @@ StreamedPredictions predict_images(const Predictor& predictor, const std::vector
           fail(
               "row {} ({} '{}'): {} (stopped at the first failure as asked by --strict; nothing "
               "was written)",
-              row + 1, spec.id_column, ids[row], loaded.errors[k]);
+              options.first_row + row + 1, spec.id_column, ids[row], loaded.errors[k]);
         }
-        out.failures.push_back({row, ids[row], images[row], loaded.errors[k]});
+        out.failures.push_back({options.first_row + row, ids[row], images[row], loaded.errors[k]});
       }
       std::vector<cv::Mat> batch;
       std::vector<size_t> batch_rows;
@@ -366,28 +366,37 @@ PredictResult predict_file(const Predictor& predictor, const PredictOptions& opt
          options.images_dir.string());
   }
   const TaskSpec& spec = predictor.spec();
-  const std::vector<std::string> ids = read_ids(options.input, spec);
+  std::vector<std::string> ids = read_ids(options.input, spec);
   if (ids.empty()) fail("{} has no rows: nothing to predict", options.input.string());
+  const auto [first_row, end_row] =
+      shard_rows(options.shard, ids.size(), size_t(std::max(1, options.stream.batch_size)));
+  ids = std::vector<std::string>(ids.begin() + long(first_row), ids.begin() + long(end_row));
+  const fs::path output =
+      options.shard.whole() ? options.output : part_path(options.output, options.shard);
 
   std::vector<fs::path> images;
   images.reserve(ids.size());
   for (const auto& id : ids) images.push_back(spec.image_path(options.images_dir, id));
-  const StreamedPredictions streamed = predict_images(predictor, ids, images, options.stream);
+  StreamOptions stream = options.stream;
+  stream.first_row = first_row;
+  const StreamedPredictions streamed = predict_images(predictor, ids, images, stream);
   const Table predictions = prediction_table(predictor, ids, streamed, options.columns);
-  const fs::path failures_file = failures_path_for(options.output);
+  const fs::path failures_file = failures_path_for(output);
   const Table failures = failures_table(streamed.failures, spec.id_column);
   if (streamed.failures.empty()) {
-    write_table(predictions, options.output);
+    write_table(predictions, output);
     std::error_code ignored;
     fs::remove(failures_file, ignored);
   } else {
     const auto table_to = [](const Table& table) {
       return [&table](const fs::path& temp) { write_table(table, temp); };
     };
-    write_all_atomically({{.target = options.output, .write = table_to(predictions)},
+    write_all_atomically({{.target = output, .write = table_to(predictions)},
                           {.target = failures_file, .write = table_to(failures)}});
   }
-  return {.rows = ids.size(),
+  return {.output = output,
+          .rows = ids.size(),
+          .first_row = first_row,
           .failures = streamed.failures,
           .failures_file = streamed.failures.empty() ? fs::path() : failures_file,
           .images_predicted = streamed.images_predicted,

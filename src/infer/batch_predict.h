@@ -11,6 +11,7 @@
 
 #include "data/image.h"
 #include "data/table.h"
+#include "infer/prediction_shards.h"
 #include "infer/predictor.h"
 
 namespace garmentnet {
@@ -29,6 +30,7 @@ struct StreamOptions {
   bool stop_at_first_failure = false;  // an image failure is an InputError instead of a NULL row
   bool progress = true;                // show a progress bar
   ImageLimits limits;                  // refuse images larger than this before decoding
+  size_t first_row = 0;  // input row of the first image (a shard's): failures count rows from it
 };
 
 // The model's outputs for a list of images, row-aligned with that list.
@@ -68,10 +70,13 @@ struct PredictOptions {
   std::filesystem::path output;      // predictions file to write (.parquet or .csv)
   PredictionColumns columns = PredictionColumns::Full;  // which columns to write
   StreamOptions stream;                                 // batching, threads, failure handling
+  Shard shard;  // predict only this slice of the rows, into part_path(output, shard)
 };
 
 struct PredictResult {
-  size_t rows = 0;                      // input rows = output rows
+  std::filesystem::path output;         // the file written (the part file of a shard)
+  size_t rows = 0;                      // rows predicted: the input's, or the shard's
+  size_t first_row = 0;                 // 0-based input row of the first one (shards)
   std::vector<ImageFailure> failures;   // rows written with NULL predictions
   std::filesystem::path failures_file;  // where they are listed ("" when there are none)
   size_t images_predicted = 0;
@@ -90,12 +95,14 @@ Table failures_table(const std::vector<ImageFailure>& failures, const std::strin
 // The file listing the failures of a run that writes `output`: `<stem>.failures.csv` beside it.
 std::filesystem::path failures_path_for(const std::filesystem::path& output);
 
-// Predicts every row of `options.input` and writes `options.output`. Bad input (no id column, no
-// rows, a missing images folder, an unknown output extension) is an InputError before any work;
-// with stream.stop_at_first_failure an image failure is an InputError and nothing is written.
-// Otherwise failed rows are written with NULL predictions, listed in failures_path_for(output)
-// and returned. The outputs are committed together (write_all_atomically): when one cannot be
-// written (a full disk), neither is; a list left by an earlier run with failures is removed.
+// Predicts every row of `options.input` (or the shard's slice of them) and writes
+// `options.output` (or the shard's part file; failures name rows of the whole input). Bad input (no
+// id column, no rows, a missing images folder, an unknown output extension) is an InputError before
+// any work; with stream.stop_at_first_failure an image failure is an InputError and nothing is
+// written. Otherwise failed rows are written with NULL predictions, listed in
+// failures_path_for(output) and returned. The outputs are committed together
+// (write_all_atomically): when one cannot be written (a full disk), neither is; a list left by an
+// earlier run with failures is removed.
 PredictResult predict_file(const Predictor& predictor, const PredictOptions& options);
 
 }  // namespace garmentnet

@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "data/dataset.h"
 #include "data/table.h"
+#include "infer/prediction_shards.h"
 
 namespace garmentnet {
 namespace fs = std::filesystem;
@@ -217,7 +218,10 @@ void score_predictions_file(EvaluationResult& result, const EvaluateOptions& opt
   const TaskSpec& spec = result.spec;
   const LabelledDataset data =
       load_labelled_dataset(options.labels, options.images_dir, spec, {.check_images = false});
-  const Table table = read_table(options.predictions);
+  // The parts of a sharded predict (a folder or glob of them) read as the file they merge into.
+  const Table table = names_parts(options.predictions)
+                          ? read_tables(find_parts(options.predictions))
+                          : read_table(options.predictions);
   const fs::path& file = options.predictions;
   const Column& id_column = table.column(spec.id_column, file.string());
 

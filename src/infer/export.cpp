@@ -3,7 +3,6 @@
 #include "core/error.h"
 #include "infer/torchscript_export.h"
 #include "model/model_file.h"
-#include "model/quantized_backbone.h"
 
 namespace garmentnet {
 
@@ -12,11 +11,6 @@ void export_model(const ExportOptions& options) {
     fail("unknown export format '{}'; the only format is torchscript", options.format);
   if (options.out.empty()) fail("say where to write the exported model (--out FILE)");
   ModelBundle bundle = load_model_file(options.model);
-  if (is_quantized(bundle.model->backbone()))
-    fail(
-        "{} is an int8 model, which `export --format torchscript` cannot write yet "
-        "(docs/quantization.md); export the fp32 model it was quantized from",
-        options.model.string());
   export_torchscript(bundle, read_model_file_document(options.model), options.out);
 }
 

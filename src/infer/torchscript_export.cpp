@@ -3,12 +3,14 @@
 #include <ATen/core/Dict.h>
 #include <ATen/core/List.h>
 #include <ATen/core/ivalue.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/version.h"
+#include "model/quantized_backbone.h"
 
 namespace garmentnet {
 namespace {
@@ -57,6 +59,33 @@ nlohmann::json export_description(const ModelBundle& bundle, const nlohmann::jso
   };
 }
 
+// An int8 model as TorchScript source: the int8 backbone's quantized operators, then the fp32 heads
+// (dropout is a no-op at inference). Tracing cannot record it: the int8 convolutions are calls on
+// prepacked weights, which the tracer does not see.
+torch::jit::Module int8_module(MultiTaskModel& model) {
+  const TaskSpec& spec = model->spec();
+  torch::jit::Module module{c10::QualifiedName("__torch__.garmentnet.Int8MultiTaskModel")};
+  define_int8_torchscript(model->backbone(), module, "features");
+  std::string types, results, code;
+  for (size_t i = 0; i < spec.heads.size(); ++i) {
+    const HeadSpec& head = spec.heads[i];
+    const torch::nn::Linear linear = model->head(head.name);
+    module.register_parameter(fmt::format("head{}_weight", i), linear->weight.detach(), false);
+    module.register_parameter(fmt::format("head{}_bias", i), linear->bias.detach(), false);
+    code += fmt::format(
+        "    p{0} = torch.{1}(torch.linear(features, self.head{0}_weight, self.head{0}_bias){2})\n",
+        i, head.kind == HeadKind::Softmax ? "softmax" : "sigmoid",
+        head.kind == HeadKind::Softmax ? ", 1" : "");
+    types += std::string(i ? ", " : "") + "Tensor";
+    results += fmt::format("p{}, ", i);
+  }
+  module.define(fmt::format(
+      "def forward(self, images: Tensor) -> Tuple[{}]:\n    features = self.features(images)\n"
+      "{}    return ({})\n",
+      types, code, results));
+  return module;
+}
+
 }  // namespace
 
 torch::jit::Module optimize_traced_model(const torch::jit::Module& traced,
@@ -98,11 +127,14 @@ void export_torchscript(ModelBundle& bundle, const nlohmann::json& model_documen
   const TaskSpec spec = bundle.model->spec();
   const Preprocessing& pre = bundle.preprocessing;
   bundle.model->eval();
-  torch::jit::Module traced = trace_model(bundle.model, pre);
-  // Frozen (conv + batch-norm folded) but not optimize_for_inference: its oneDNN operations would
-  // tie the file to CPUs, and servers such as Triton may run it on a GPU.
+  // fp32: frozen (conv + batch-norm folded) but not optimize_for_inference: its oneDNN operations
+  // would tie the file to CPUs, and servers such as Triton may run it on a GPU. An int8 model is
+  // CPU-only anyway (oneDNN's quantized engine).
   torch::jit::Module module =
-      optimize_traced_model(traced, {.freeze = true, .optimize_for_inference = false});
+      is_quantized(bundle.model->backbone())
+          ? int8_module(bundle.model)
+          : optimize_traced_model(trace_model(bundle.model, pre),
+                                  {.freeze = true, .optimize_for_inference = false});
 
   // Freezing drops attributes the graph does not use, so the descriptive ones go on afterwards.
   module.register_attribute("training", c10::BoolType::get(), false);

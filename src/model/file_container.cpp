@@ -5,6 +5,8 @@
 
 #include <array>
 #include <fstream>
+#include <limits>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -42,10 +44,18 @@ uint32_t checksum(std::string_view bytes) {
        kind.magic, kind.remedy);
 }
 
+// a + b, or nullopt where the sum does not fit in 64 bits (a length field of a corrupt file).
+std::optional<uint64_t> checked_sum(std::optional<uint64_t> a, uint64_t b) {
+  if (!a || b > std::numeric_limits<uint64_t>::max() - *a) return std::nullopt;
+  return *a + b;
+}
+
 [[noreturn]] void fail_truncated(const std::filesystem::path& path, const ContainerKind& kind,
-                                 uint64_t expected, uint64_t found) {
-  fail("{} is a truncated {} ({} bytes expected, {} found); copy it again or write it anew; {}",
-       path.string(), kind.description, expected, found, kind.remedy);
+                                 std::optional<uint64_t> expected, uint64_t found) {
+  fail("{} is a truncated {} ({} expected, {} bytes found); copy it again or write it anew; {}",
+       path.string(), kind.description,
+       expected ? fmt::format("{} bytes", *expected) : std::string("more bytes than any file has"),
+       found, kind.remedy);
 }
 
 struct Head {
@@ -70,7 +80,7 @@ Head parse_head(const std::filesystem::path& path, const ContainerKind& kind, st
   const size_t header = header_bytes(version);
   const uint64_t json_bytes = read_little_endian(head.substr(kMagicBytes + 4), 8);
   if (file_bytes < header || json_bytes > file_bytes - header)
-    fail_truncated(path, kind, header + json_bytes, file_bytes);
+    fail_truncated(path, kind, checked_sum(header, json_bytes), file_bytes);
   const uint64_t document_end = header + json_bytes;
   if (head.size() < document_end) fail_truncated(path, kind, document_end, head.size());
   const std::string_view json = head.substr(header, json_bytes);
@@ -133,8 +143,9 @@ ContainerContents read_container(const std::filesystem::path& path, const Contai
            kind.remedy);
     const uint64_t size = section["bytes"].get<uint64_t>();
     if (size > bytes.size() - offset) {
-      uint64_t expected = offset;
-      for (const auto& s : contents.document["sections"]) expected += s.value("bytes", uint64_t{0});
+      std::optional<uint64_t> expected = head.document_end;
+      for (const auto& s : contents.document["sections"])
+        expected = checked_sum(expected, s.value("bytes", uint64_t{0}));
       fail_truncated(path, kind, expected, bytes.size());
     }
     std::string data = bytes.substr(offset, size);

@@ -3,6 +3,8 @@
 #include <ATen/native/quantized/PackedParams.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/frontend/resolver.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/types.h>
@@ -17,6 +19,22 @@
 
 namespace garmentnet {
 namespace {
+
+// Resolves `torch.*` to ATen, as define() does by default, and `quantized.*` to the
+// quantized operators (the C++ compiler has no `torch.ops`); a saved module spells them
+// `ops.quantized.*`, which both C++ and Python loaders read.
+struct QuantizedOpsResolver : torch::jit::Resolver {
+  std::shared_ptr<torch::jit::SugaredValue> resolveValue(const std::string& name,
+                                                         torch::jit::GraphFunction&,
+                                                         const torch::jit::SourceRange&) override {
+    if (name == "torch") return std::make_shared<torch::jit::BuiltinModule>("aten");
+    if (name == "quantized") return std::make_shared<torch::jit::BuiltinModule>("quantized");
+    return nullptr;
+  }
+  torch::jit::TypePtr resolveType(const std::string&, const torch::jit::SourceRange&) override {
+    return nullptr;
+  }
+};
 
 using IntList = std::vector<int64_t>;
 using PackedConv = c10::intrusive_ptr<ConvPackedParamsBase<2>>;
@@ -489,6 +507,53 @@ class QuantizedBackboneImpl : public BackboneImpl {
     return values[size_t(program_.output)];
   }
 
+  // forward as TorchScript source (see define_int8_torchscript). Scales are written with 17
+  // significant digits, so they read back as the very doubles forward uses.
+  void define_torchscript(torch::jit::Module& module, const std::string& method) {
+    std::call_once(packed_once_, [this] { pack(); });
+    const auto value = [](int v) { return fmt::format("v{}", v); };
+    std::string code = fmt::format("def {}(self, images: Tensor) -> Tensor:\n", method);
+    // The dtype as its ScalarType number: the C++ TorchScript compiler does not resolve
+    // `torch.quint8`.
+    code +=
+        fmt::format("    v0 = torch.quantize_per_tensor(images.contiguous(), {:.17e}, {}, {})\n",
+                    qparams_cache_[0].first, qparams_cache_[0].second,
+                    static_cast<int>(c10::ScalarType::QUInt8));
+    size_t conv_index = 0;
+    for (const Step& step : program_.steps) {
+      const auto [scale, zero] = qparams_cache_[size_t(step.output)];
+      const std::string x = value(step.inputs[0]);
+      std::string expression;
+      switch (step.kind) {
+        case StepKind::Conv: {
+          const std::string weights = fmt::format("int8_conv{}", conv_index);
+          const c10::IValue packed(packed_[conv_index++]);
+          module.register_attribute(weights, packed.type(), packed);
+          expression = fmt::format("quantized.{}({}, self.{}, {:.17e}, {})",
+                                   step.activation == Activation::None ? "conv2d" : "conv2d_relu",
+                                   x, weights, scale, zero);
+          break;
+        }
+        case StepKind::Add:
+          expression = fmt::format("quantized.{}({}, {}, {:.17e}, {})",
+                                   step.activation == Activation::None ? "add" : "add_relu", x,
+                                   value(step.inputs[1]), scale, zero);
+          break;
+        case StepKind::MaxPool:
+          expression =
+              fmt::format("torch.max_pool2d({}, {}, {}, {}, {}, {})", x, step.kernel, step.stride,
+                          step.padding, step.dilation, step.ceil_mode ? "True" : "False");
+          break;
+        case StepKind::GlobalPool:
+          expression = fmt::format("torch.mean(torch.dequantize({}), [2, 3])", x);
+          break;
+      }
+      code += fmt::format("    {} = {}\n", value(step.output), expression);
+    }
+    code += fmt::format("    return {}\n", value(program_.output));
+    module.define(code, std::make_shared<QuantizedOpsResolver>());
+  }
+
   int64_t feature_dim() const override { return feature_dim_; }
 
   nlohmann::json architecture() const override {
@@ -608,6 +673,13 @@ Backbone Calibration::quantize(RangeObserver observer) const {
 
 bool is_quantized(const Backbone& backbone) {
   return dynamic_cast<const QuantizedBackboneImpl*>(backbone.get()) != nullptr;
+}
+
+void define_int8_torchscript(const Backbone& backbone, torch::jit::Module& module,
+                             const std::string& method) {
+  const auto int8 = std::dynamic_pointer_cast<QuantizedBackboneImpl>(backbone.ptr());
+  if (int8 == nullptr) fail_internal("define_int8_torchscript needs an int8 backbone");
+  int8->define_torchscript(module, method);
 }
 
 Backbone quantized_backbone_from_architecture(const nlohmann::json& architecture,

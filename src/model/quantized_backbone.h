@@ -16,6 +16,10 @@
 
 #include "model/backbone.h"
 
+namespace torch::jit {
+struct Module;
+}
+
 namespace garmentnet {
 
 // How an activation's int8 range is chosen from the calibration images.
@@ -50,6 +54,12 @@ class Calibration {
 
 // Whether a backbone runs in int8 (built by Calibration::quantize or read from a model file).
 bool is_quantized(const Backbone& backbone);
+
+// Adds an int8 backbone to a TorchScript module: its prepacked weights as attributes and a method
+// `method(self, images: Tensor) -> Tensor` giving the pooled features through the same quantized
+// operators as the backbone's forward (so the same numbers), for `export --format torchscript`.
+void define_int8_torchscript(const Backbone& backbone, torch::jit::Module& module,
+                             const std::string& method);
 
 // Rebuilds an int8 backbone from its architecture() JSON ({"kind": "int8", ...}); its weights are
 // read into it afterwards (torch::load). `source` names the file in errors.

@@ -51,14 +51,14 @@ nlohmann::json tag_head_json(const HeadSpec& head, const std::vector<float>& p,
 HttpResponse handle_classify_image(Service& service, const HttpRequest& request,
                                    const std::string& name, std::optional<int64_t> version) {
   const auto started = std::chrono::steady_clock::now();
-  auto [model, arrival] =
+  auto [model, arrival, deadline] =
       service.open_prediction(request, name, version, "the image bytes (JPEG, PNG or WebP)");
   const Predictor& predictor = *model->predictor;
-  cv::Mat image =
-      decode_image(image_bytes(request), "uploaded image", service.options().limits.image,
-                   std::min(predictor.preprocessing().width, predictor.preprocessing().height));
+  std::vector<RequestImage> upload(1);
+  upload[0].encoded = image_bytes(request);
   const HeadProbabilities probabilities = service.infer(
-      std::move(arrival), *model, service.resize_images({std::move(image)}, predictor));
+      std::move(arrival), *model,
+      service.prepare_images(std::move(upload), "uploaded image", predictor, deadline), deadline);
   nlohmann::json heads = nlohmann::json::object();
   for (const HeadSpec& head : predictor.spec().heads) {
     const std::vector<float>& p = probabilities.at(head.name);

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,10 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 // Told the status of every request the HTTP layer answers itself, before or instead of the
 // handler (a body or headers over the limits, malformed framing or request line).
 using HttpRefusalObserver = std::function<void(int status)>;
+// Shown each request with a non-empty body once its head is read, before the body: method, path
+// (without the query string, not percent-decoded), headers and remote address. An answer it
+// returns is sent at once, without reading the body, and the connection closes.
+using HttpHeadCheck = std::function<std::optional<HttpResponse>(const HttpRequest& head)>;
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";    // interface to bind; "0.0.0.0" for all
@@ -55,7 +60,11 @@ struct HttpServerOptions {
   size_t max_body_bytes = 10 << 20;  // larger bodies get 413: declared, before they are read;
                                      // chunked, as soon as the chunks cross it
   size_t max_head_bytes = 64 << 10;  // request line + headers; larger get 431
-  size_t max_headers = 100;          // header fields; more get 431
+  // Request bodies being read or handled, all connections together (a chunked body counts as
+  // max_body_bytes): a request that does not fit beside the others gets 429 on its head. Parsed
+  // JSON takes up to ~12× its text, so this bounds the memory of requests in flight.
+  size_t max_body_bytes_in_flight = 128 << 20;
+  size_t max_headers = 100;  // header fields; more get 431
   // Connection worker threads. cpp-httplib keeps a thread per open keep-alive connection; they
   // mostly wait on the batcher, so this is sized for a load balancer's connection pool.
   int threads = 128;
@@ -69,7 +78,8 @@ struct HttpServerOptions {
 class HttpServer {
  public:
   // Binds the socket (InputError naming host:port when it cannot); serving starts with run().
-  HttpServer(const HttpServerOptions& options, HttpHandler handler, HttpRefusalObserver on_refused);
+  HttpServer(const HttpServerOptions& options, HttpHandler handler, HttpRefusalObserver on_refused,
+             HttpHeadCheck check_head);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -24,6 +24,15 @@ std::string_view trim(std::string_view text) {
   return text.substr(first, text.find_last_not_of(" \t") - first + 1);
 }
 
+// A token (RFC 9110 §5.6.2): one or more of the letters, digits and !#$%&'*+-.^_`|~.
+bool is_token(std::string_view text) {
+  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  return !text.empty() && std::all_of(text.begin(), text.end(), [&](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           kSymbols.find(c) != std::string_view::npos;
+  });
+}
+
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
@@ -62,6 +71,10 @@ size_t find_head_end(std::string_view received, const HttpFramingLimits& limits)
   const size_t blank = received.find("\r\n\r\n", start);
   const size_t end = blank == std::string_view::npos ? std::string_view::npos : blank + 4;
   const std::string_view head = received.substr(0, std::min(end, received.size()));
+  for (size_t lf = head.find('\n'); lf != std::string_view::npos; lf = head.find('\n', lf + 1)) {
+    if (lf == 0 || head[lf - 1] != '\r')
+      throw HttpFramingError(400, "request head lines must end with CRLF, not a bare LF");
+  }
   if (head.size() > limits.max_head_bytes) {
     throw HttpFramingError(431, fmt::format("request headers larger than {} bytes; send fewer",
                                             limits.max_head_bytes));
@@ -79,23 +92,62 @@ size_t find_head_end(std::string_view received, const HttpFramingLimits& limits)
   return end;
 }
 
-BodyFraming parse_body_framing(std::string_view head, const HttpFramingLimits& limits) {
-  size_t at = head.find(kCrlf, skip_leading_empty_lines(head));  // end of the request line
+std::string in_origin_form(std::string_view head) {
+  head.remove_prefix(skip_leading_empty_lines(head));
+  const size_t target = head.find(' ') + 1;
+  const size_t line_end = head.find(kCrlf);
+  if (target == 0 || target > line_end) return std::string(head);
+  const std::string_view request_line = head.substr(0, line_end);
+  for (const std::string_view scheme : {"http://", "https://"}) {
+    if (!equals_ignoring_case(request_line.substr(target, scheme.size()), scheme)) continue;
+    // The authority ends at the path's '/', or at the '?' or the space before the version.
+    const size_t authority = target + scheme.size();
+    size_t path = request_line.find_first_of("/? ", authority);
+    if (path == std::string_view::npos) path = request_line.size();
+    std::string out(request_line.substr(0, target));
+    if (path >= request_line.size() || request_line[path] != '/') out += '/';
+    out += head.substr(path);
+    return out;
+  }
+  return std::string(head);
+}
+
+RequestHead parse_request_head(std::string_view head, const HttpFramingLimits& limits) {
+  RequestHead out;
+  const size_t line_end = head.find(kCrlf);
+  const std::string_view request_line = head.substr(0, line_end);
+  const size_t method_end = request_line.find(' ');
+  const size_t target_end = request_line.rfind(' ');
+  if (method_end == std::string_view::npos || target_end <= method_end + 1)
+    throw HttpFramingError(400, "malformed request line (method, target, HTTP version)");
+  out.method = request_line.substr(0, method_end);
+  out.target = request_line.substr(method_end + 1, target_end - method_end - 1);
+  size_t at = line_end;
   std::optional<uint64_t> length;
   bool chunked = false;
   while (at != std::string_view::npos && at + 2 < head.size()) {
-    const size_t line_end = head.find(kCrlf, at + 2);
-    const std::string_view line = head.substr(at + 2, line_end - at - 2);
-    at = line_end;
+    const size_t next_line_end = head.find(kCrlf, at + 2);
+    const std::string_view line = head.substr(at + 2, next_line_end - at - 2);
+    at = next_line_end;
     if (line.empty()) break;
     const size_t colon = line.find(':');
     const std::string_view name = line.substr(0, colon);
-    if (colon == std::string_view::npos || name.empty() ||
-        name.find_first_of(" \t") != std::string_view::npos) {
-      throw HttpFramingError(400, "malformed request header line (a field name, then a colon)");
+    if (colon == std::string_view::npos || !is_token(name)) {
+      throw HttpFramingError(
+          400,
+          "malformed request header line (a field name of letters, digits and !#$%&'*+-.^_`|~, "
+          "then a colon)");
     }
     const std::string_view value = trim(line.substr(colon + 1));
-    if (equals_ignoring_case(name, "Content-Length")) {
+    out.headers.emplace(std::string(name), std::string(value));
+    if (equals_ignoring_case(name, "Content-Encoding")) {
+      if (!equals_ignoring_case(value, "identity")) {
+        throw HttpFramingError(
+            415,
+            "request bodies with a Content-Encoding are not accepted; send the body "
+            "uncompressed (images are compressed already)");
+      }
+    } else if (equals_ignoring_case(name, "Content-Length")) {
       const uint64_t number = content_length_value(value);
       if (length && *length != number)
         throw HttpFramingError(400, "the request has different Content-Length values");
@@ -109,14 +161,17 @@ BodyFraming parse_body_framing(std::string_view head, const HttpFramingLimits& l
   }
   if (chunked && length)
     throw HttpFramingError(400, "a request cannot have both Content-Length and Transfer-Encoding");
-  if (chunked) return {.kind = BodyFraming::Kind::Chunked, .length = 0};
-  if (!length) return {};
-  if (*length > limits.max_body_bytes) {
-    throw HttpFramingError(413, fmt::format("request body of {} bytes is larger than the limit of "
-                                            "{} bytes (--max-body-mib)",
-                                            *length, limits.max_body_bytes));
+  if (chunked) {
+    out.body = {.kind = BodyFraming::Kind::Chunked, .length = 0};
+  } else if (length) {
+    if (*length > limits.max_body_bytes) {
+      throw HttpFramingError(413, fmt::format("request body of {} bytes is larger than the limit "
+                                              "of {} bytes (--max-body-mib)",
+                                              *length, limits.max_body_bytes));
+    }
+    out.body = {.kind = BodyFraming::Kind::Length, .length = *length};
   }
-  return {.kind = BodyFraming::Kind::Length, .length = *length};
+  return out;
 }
 
 size_t ChunkedBodyTracker::feed(std::string_view bytes) {

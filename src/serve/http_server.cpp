@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/admission_budget.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "serve/http.h"
@@ -97,9 +98,15 @@ class ConnectionPool final : public httplib::TaskQueue {
 class FramedConnection;
 thread_local const FramedConnection* connection_of_this_thread = nullptr;
 
-// The reason phrases of the statuses the framing answers.
+// The reason phrases of the statuses the framing and the head check answer.
 const char* reason_phrase(int status) {
   switch (status) {
+    case 401:
+      return "Unauthorized";
+    case 415:
+      return "Unsupported Media Type";
+    case 429:
+      return "Too Many Requests";
     case 413:
       return "Content Too Large";
     case 431:
@@ -113,17 +120,20 @@ const char* reason_phrase(int status) {
 // socket and the library: each request's head is read and checked here first, and the library is
 // then given exactly that request's bytes — the head, then no more body than Content-Length or
 // the chunked framing says, which stops at the body limit. A request refused by its framing is
-// answered here, and the connection closes.
+// answered here, and the connection closes; so is a request whose head the head check refuses.
 class FramedConnection final : public httplib::Stream {
  public:
   FramedConnection(socket_t socket, const HttpServerOptions& options,
-                   const HttpRefusalObserver& on_refused)
+                   const HttpRefusalObserver& on_refused, const HttpHeadCheck& check_head,
+                   AdmissionBudget& body_bytes_in_flight)
       : socket_(socket),
         options_(options),
         limits_{.max_head_bytes = options.max_head_bytes,
                 .max_headers = options.max_headers,
                 .max_body_bytes = options.max_body_bytes},
-        on_refused_(on_refused) {}
+        on_refused_(on_refused),
+        check_head_(check_head),
+        body_bytes_in_flight_(body_bytes_in_flight) {}
 
   // Waits (at most the keep-alive timeout, or until `stopping`) for the next request and reads
   // its head. False when the connection should end: closed, idle, or the request refused.
@@ -142,13 +152,43 @@ class FramedConnection final : public httplib::Stream {
         if (!wait_for(POLLIN, options_.read_timeout_s * 1000) || !receive()) return false;
         end = find_head_end(unread_bytes(), limits_);
       }
-      head_.assign(unread_bytes().substr(0, end));
+      head_ = in_origin_form(unread_bytes().substr(0, end));
       buffer_read_ += end;
-      // Empty lines before the request line are allowed (RFC 9112 §2.2); the library is not.
-      head_.erase(0, head_.find_first_not_of("\r\n"));
-      framing_ = parse_body_framing(head_, limits_);
+      RequestHead head = parse_request_head(head_, limits_);
+      framing_ = head.body;
+      if (framing_.kind == BodyFraming::Kind::Chunked || framing_.length > 0) {
+        HttpRequest request{.method = std::move(head.method),
+                            .path = head.target.substr(0, head.target.find('?')),
+                            .headers = std::move(head.headers)};
+        int port = 0;
+        get_remote_ip_and_port(request.remote_address, port);
+        if (std::optional<HttpResponse> answer = check_head_(request)) {
+          refuse(*answer);
+          return false;
+        }
+        const uint64_t body_bytes =
+            framing_.kind == BodyFraming::Kind::Chunked ? limits_.max_body_bytes : framing_.length;
+        std::optional<AdmissionBudget::Share> share =
+            body_bytes_in_flight_.try_take(static_cast<int64_t>(body_bytes));
+        if (!share) {
+          refuse({.status = 429,
+                  .content_type = "application/json",
+                  .body = nlohmann::json{{"error",
+                                          fmt::format("the server holds {} bytes of other "
+                                                      "requests; this one's {} do not fit beside "
+                                                      "them (--max-mib-in-flight): retry later",
+                                                      body_bytes_in_flight_.taken(), body_bytes)}}
+                              .dump(),
+                  .headers = {{"Retry-After", "1"}}});
+          return false;
+        }
+        body_share_ = std::move(*share);
+      }
     } catch (const HttpFramingError& e) {
-      refuse(e);
+      refuse({.status = e.status,
+              .content_type = "application/json",
+              .body = nlohmann::json{{"error", e.what()}}.dump(),
+              .headers = {}});
       return false;
     }
     body_left_ = framing_.length;
@@ -169,6 +209,8 @@ class FramedConnection final : public httplib::Stream {
     return false;
   }
   bool refused() const { return refused_; }
+  // The current request has been answered: its body no longer counts as in flight.
+  void request_answered() { body_share_ = {}; }
 
   // Ends the connection. After a refusal the client may still be sending its body; reading (and
   // dropping) it for a moment lets the client see the answer instead of a connection reset.
@@ -210,7 +252,10 @@ class FramedConnection final : public httplib::Stream {
       try {
         n = chunks_.feed(unread_bytes().substr(0, n));
       } catch (const HttpFramingError& e) {
-        refuse(e);
+        refuse({.status = e.status,
+                .content_type = "application/json",
+                .body = nlohmann::json{{"error", e.what()}}.dump(),
+                .headers = {}});
         return -1;
       }
     }
@@ -258,14 +303,18 @@ class FramedConnection final : public httplib::Stream {
     return n > 0;
   }
 
-  void refuse(const HttpFramingError& error) {
+  // Answers the current request before its body is read, and marks the connection for closing.
+  void refuse(const HttpResponse& response) {
     refused_ = true;
-    on_refused_(error.status);
-    const std::string body = nlohmann::json{{"error", error.what()}}.dump();
+    on_refused_(response.status);
+    std::string extra_headers;
+    for (const auto& [name, value] : response.headers)
+      extra_headers += fmt::format("{}: {}\r\n", name, value);
     const std::string answer = fmt::format(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}"
         "Connection: close\r\n\r\n{}",
-        error.status, reason_phrase(error.status), body.size(), body);
+        response.status, reason_phrase(response.status), response.content_type,
+        response.body.size(), extra_headers, response.body);
     for (size_t sent = 0; sent < answer.size() && is_writable();) {
       const ssize_t n = ::send(socket_, answer.data() + sent, answer.size() - sent, MSG_NOSIGNAL);
       if (n <= 0) break;
@@ -293,7 +342,10 @@ class FramedConnection final : public httplib::Stream {
   const HttpServerOptions& options_;
   HttpFramingLimits limits_;
   const HttpRefusalObserver& on_refused_;
-  std::string buffer_;  // bytes received and not yet handed on (from buffer_read_)
+  const HttpHeadCheck& check_head_;
+  AdmissionBudget& body_bytes_in_flight_;
+  AdmissionBudget::Share body_share_;  // of the current request's body
+  std::string buffer_;                 // bytes received and not yet handed on (from buffer_read_)
   size_t buffer_read_ = 0;
   std::string head_;  // the current request's head, handed to the library first
   size_t head_read_ = 0;
@@ -308,12 +360,16 @@ class FramedConnection final : public httplib::Stream {
 // keep_alive_max_requests requests, each new one within the keep-alive timeout, until stop().
 class FramedServer final : public httplib::Server {
  public:
-  FramedServer(const HttpServerOptions& options, HttpRefusalObserver on_refused)
-      : options_(options), on_refused_(std::move(on_refused)) {}
+  FramedServer(const HttpServerOptions& options, HttpRefusalObserver on_refused,
+               HttpHeadCheck check_head)
+      : options_(options),
+        on_refused_(std::move(on_refused)),
+        check_head_(std::move(check_head)),
+        body_bytes_in_flight_(static_cast<int64_t>(options.max_body_bytes_in_flight)) {}
 
  private:
   bool process_and_close_socket(socket_t socket) override {
-    FramedConnection connection(socket, options_, on_refused_);
+    FramedConnection connection(socket, options_, on_refused_, check_head_, body_bytes_in_flight_);
     connection_of_this_thread = &connection;
     const auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
     for (size_t served = 0; served < options_.keep_alive_max_requests;) {
@@ -321,6 +377,7 @@ class FramedServer final : public httplib::Server {
       const bool last = ++served == options_.keep_alive_max_requests;
       bool client_closed = false;
       const bool answered = process_request(connection, last, client_closed, nullptr);
+      connection.request_answered();
       if (!answered || client_closed || !connection.request_finished()) break;
     }
     connection_of_this_thread = nullptr;
@@ -330,6 +387,8 @@ class FramedServer final : public httplib::Server {
 
   const HttpServerOptions options_;
   const HttpRefusalObserver on_refused_;
+  const HttpHeadCheck check_head_;
+  AdmissionBudget body_bytes_in_flight_;
 };
 
 HttpRequest to_request(const httplib::Request& in) {
@@ -370,8 +429,8 @@ std::string library_error_message(int status) {
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(const HttpServerOptions& options, HttpRefusalObserver on_refused)
-      : server(options, std::move(on_refused)) {}
+  Impl(const HttpServerOptions& options, HttpRefusalObserver on_refused, HttpHeadCheck check_head)
+      : server(options, std::move(on_refused), std::move(check_head)) {}
   FramedServer server;
   HttpHandler handler;
   int port = 0;
@@ -383,8 +442,8 @@ struct HttpServer::Impl {
 };
 
 HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler,
-                       HttpRefusalObserver on_refused)
-    : impl_(std::make_unique<Impl>(options, on_refused)) {
+                       HttpRefusalObserver on_refused, HttpHeadCheck check_head)
+    : impl_(std::make_unique<Impl>(options, on_refused, std::move(check_head))) {
   impl_->handler = std::move(handler);
   httplib::Server& server = impl_->server;
   const auto threads = static_cast<size_t>(std::max(1, options.threads));

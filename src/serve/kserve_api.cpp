@@ -43,7 +43,7 @@ void flatten_numbers(const nlohmann::json& data, bool integers, std::vector<doub
     } else if (value.is_number_integer() || (value.is_number() && !integers)) {
       out.push_back(value.get<double>());
     } else {
-      fail("input \"data\" holds {} {}, expected {}", value.type_name(), value.dump(),
+      fail("input \"data\" holds {} {}, expected {}", value.type_name(), client_text(value.dump()),
            integers ? "integers (the datatype is an integer type)" : "numbers");
     }
   }
@@ -53,7 +53,8 @@ void flatten_numbers(const nlohmann::json& data, bool integers, std::vector<doub
 std::vector<int64_t> tensor_shape(const nlohmann::json& input) {
   const nlohmann::json& shape = input.at("shape");
   for (const nlohmann::json& size : shape) {
-    if (!size.is_number_integer()) fail("input \"shape\" holds {}, expected integers", size.dump());
+    if (!size.is_number_integer())
+      fail("input \"shape\" holds {}, expected integers", client_text(size.dump()));
   }
   return shape.get<std::vector<int64_t>>();
 }
@@ -211,7 +212,7 @@ InferRequest split_infer_request(const HttpRequest& request, const RequestLimits
     const auto [end, error] =
         std::from_chars(declared.data(), declared.data() + declared.size(), length);
     if (error != std::errc() || end != declared.data() + declared.size())
-      fail("{} must be a byte count, got \"{}\"", kHeaderLengthField, declared);
+      fail("{} must be a byte count, got \"{}\"", kHeaderLengthField, client_text(declared));
     if (length > request.body.size()) {
       fail("{} is {} but the body has only {} bytes", kHeaderLengthField, length,
            request.body.size());
@@ -242,8 +243,21 @@ bool bool_parameter(const nlohmann::json& object, const char* name, bool fallbac
   return parameters[name].get<bool>();
 }
 
+std::vector<RequestImage> encoded_images(const std::vector<std::string_view>& files) {
+  std::vector<RequestImage> out(files.size());
+  for (size_t i = 0; i < files.size(); ++i) out[i].encoded = files[i];
+  return out;
+}
+
+std::vector<RequestImage> decoded_images(std::vector<cv::Mat> images) {
+  std::vector<RequestImage> out(images.size());
+  for (size_t i = 0; i < images.size(); ++i) out[i].pixels = std::move(images[i]);
+  return out;
+}
+
 std::vector<cv::Mat> decode_input(Service& service, const LoadedModel& model,
-                                  const nlohmann::json& input, std::string_view binary) {
+                                  const nlohmann::json& input, std::string_view binary,
+                                  std::chrono::steady_clock::time_point deadline) {
   const RequestLimits& limits = service.options().limits;
   const std::string datatype = input["datatype"].get<std::string>();
   const std::optional<size_t> declared = binary_data_size(input);
@@ -253,11 +267,13 @@ std::vector<cv::Mat> decode_input(Service& service, const LoadedModel& model,
            binary.size());
     }
     if (datatype == "BYTES")
-      return service.decode_instances(instances_from_json_bytes(input, limits), *model.predictor);
+      return service.decode_instances(instances_from_json_bytes(input, limits), *model.predictor,
+                                      deadline);
     if (datatype == "FP32" || datatype == "FP64" || datatype == "UINT8" || datatype == "INT32" ||
         datatype == "INT64") {
-      return service.resize_images(images_from_json_tensor(input, datatype, limits),
-                                   *model.predictor);
+      return service.prepare_images(
+          decoded_images(images_from_json_tensor(input, datatype, limits)), "image",
+          *model.predictor, deadline);
     }
     fail(
         "datatype {} is not supported; send FP32 or UINT8 pixels [N,H,W,3] or BYTES of encoded "
@@ -272,12 +288,14 @@ std::vector<cv::Mat> decode_input(Service& service, const LoadedModel& model,
   if (input.contains("data"))
     fail("an input with \"binary_data_size\" sends its values after the JSON, not in \"data\"");
   if (datatype == "BYTES") {
-    return service.decode_encoded_images(
-        elements_from_binary_bytes(binary, bytes_tensor_elements(input, limits)), *model.predictor);
+    return service.prepare_images(
+        encoded_images(elements_from_binary_bytes(binary, bytes_tensor_elements(input, limits))),
+        "image", *model.predictor, deadline);
   }
   if (datatype == "FP32" || datatype == "UINT8") {
-    return service.resize_images(images_from_binary_tensor(input, datatype, binary, limits),
-                                 *model.predictor);
+    return service.prepare_images(
+        decoded_images(images_from_binary_tensor(input, datatype, binary, limits)), "image",
+        *model.predictor, deadline);
   }
   fail(
       "binary datatype {} is not supported; send FP32 or UINT8 pixels [N,H,W,3] or BYTES of "
@@ -287,7 +305,7 @@ std::vector<cv::Mat> decode_input(Service& service, const LoadedModel& model,
 
 HttpResponse infer(Service& service, const HttpRequest& request, const std::string& name,
                    std::optional<int64_t> version) {
-  auto [model, arrival] = service.open_prediction(
+  auto [model, arrival, deadline] = service.open_prediction(
       request, name, version, "a KServe v2 inference request (JSON, or JSON then binary tensors)");
   const InferRequest parsed = split_infer_request(request, service.options().limits);
   const nlohmann::json& body = parsed.header;
@@ -302,7 +320,7 @@ HttpResponse infer(Service& service, const HttpRequest& request, const std::stri
   }
   std::vector<cv::Mat> resized;
   try {
-    resized = decode_input(service, *model, input, parsed.binary);
+    resized = decode_input(service, *model, input, parsed.binary, deadline);
   } catch (const nlohmann::json::exception& e) {
     fail("bad input tensor: {}", e.what());
   }
@@ -316,15 +334,15 @@ HttpResponse infer(Service& service, const HttpRequest& request, const std::stri
         fail("each requested output needs a \"name\"");
       const std::string head = output["name"];
       if (!model->predictor->spec().find_head(head)) {
-        fail("no output \"{}\"; this model's outputs are its heads (see GET /v2/models/{})", head,
-             name);
+        fail("no output \"{}\"; this model's outputs are its heads (see GET /v2/models/{})",
+             client_text(head), client_text(name));
       }
       wanted[head] = bool_parameter(output, "binary_data", binary_by_default);
     }
   }
   const size_t rows = resized.size();
   const HeadProbabilities probabilities =
-      service.infer(std::move(arrival), *model, std::move(resized));
+      service.infer(std::move(arrival), *model, std::move(resized), deadline);
   nlohmann::json outputs = nlohmann::json::array();
   std::string binary_outputs;
   for (const HeadSpec& head : model->predictor->spec().heads) {
@@ -402,8 +420,8 @@ HttpResponse handle_kserve(Service& service, const HttpRequest& request, std::st
       return infer(service, request, name, version);
     }
   }
-  throw HttpError(404,
-                  fmt::format("no route {} {}; see docs/serving.md", request.method, request.path));
+  throw HttpError(404, fmt::format("no route {} {}; see docs/serving.md",
+                                   client_text(request.method), client_text(request.path)));
 }
 
 }  // namespace garmentnet

@@ -51,13 +51,32 @@ const nlohmann::json& named_input(const nlohmann::json& object, std::string_view
     for (const auto& item : object.items()) keys.push_back(item.key());
     fail(
         "{}: expected {{\"b64\": \"...\"}}, a pixel array or {{\"{}\": ...}} (the model's one "
-        "input), got an object with keys {}",
-        where, kImagesInput, nlohmann::json(keys).dump());
+        "input), got an object with {} key(s): {}",
+        where, kImagesInput, keys.size(), client_text(nlohmann::json(keys).dump()));
   }
   return object.at(kImagesInput);
 }
 
 }  // namespace
+
+std::string client_text(std::string_view text, size_t max_bytes) {
+  size_t end = std::min(text.size(), max_bytes);
+  // Not inside a UTF-8 sequence: back up over continuation bytes (10xxxxxx).
+  while (end < text.size() && end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
+    --end;
+  std::string out;
+  out.reserve(end + 16);
+  for (const char c : text.substr(0, end)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7F) {
+      out += fmt::format("\\x{:02X}", byte);
+    } else {
+      out += c;
+    }
+  }
+  if (end < text.size()) out += fmt::format("… ({} more bytes)", text.size() - end);
+  return out;
+}
 
 nlohmann::json parse_json_body(std::string_view body, const RequestLimits& limits) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
@@ -68,9 +87,16 @@ nlohmann::json parse_json_body(std::string_view body, const RequestLimits& limit
   try {
     return nlohmann::json::parse(body);
   } catch (const nlohmann::json::parse_error& error) {
-    fail("malformed JSON at byte {}: {}", error.byte, error.what());
+    // The library's message ends with "; last read: '<the token>'", which can be the whole body:
+    // the reason is kept, and a short excerpt of the body before the error replaces the token.
+    const std::string message = error.what();
+    const std::string reason = message.substr(0, message.find("; last read:"));
+    const size_t at = std::min<size_t>(error.byte, body.size());
+    const size_t from = at > 32 ? at - 32 : 0;
+    fail("malformed JSON at byte {}: {}; the body there reads \"{}\"", error.byte,
+         client_text(reason, 200), client_text(body.substr(from, at - from)));
   } catch (const nlohmann::json::exception& error) {  // e.g. a number too large for a double
-    fail("unusable JSON: {}", error.what());
+    fail("unusable JSON: {}", client_text(error.what(), 200));
   }
 }
 
@@ -189,8 +215,8 @@ cv::Mat image_from_pixel_array(const nlohmann::json& array, std::string_view whe
   return image;
 }
 
-cv::Mat decode_instance(const nlohmann::json& instance, std::string_view where,
-                        const RequestLimits& limits, int target_side) {
+InstanceImage read_instance(const nlohmann::json& instance, std::string_view where,
+                            const RequestLimits& limits) {
   if (instance.is_object()) {
     if (const auto b64 = instance.find("b64"); b64 != instance.end()) {
       if (!b64->is_string())
@@ -200,19 +226,36 @@ cv::Mat decode_instance(const nlohmann::json& instance, std::string_view where,
       const auto& text = b64->get_ref<const std::string&>();
       if (text.size() / 4 * 3 > limits.image.max_file_bytes)
         fail("{}: encoded image larger than the limit", where);
-      return decode_image(decode_base64(text, where), where, limits.image, target_side);
+      return {.encoded = decode_base64(text, where), .pixels = {}};
     }
-    return decode_instance(named_input(instance, where), where, limits, target_side);
+    return read_instance(named_input(instance, where), where, limits);
   }
-  if (instance.is_array()) return image_from_pixel_array(instance, where, limits.image);
+  if (instance.is_array())
+    return {.encoded = std::nullopt,
+            .pixels = image_from_pixel_array(instance, where, limits.image)};
   fail("{}: expected {{\"b64\": \"...\"}} or an H×W×3 pixel array, got a {}", where,
        instance.type_name());
+}
+
+cv::Mat decode_instance(const nlohmann::json& instance, std::string_view where,
+                        const RequestLimits& limits, int target_side) {
+  InstanceImage image = read_instance(instance, where, limits);
+  if (!image.encoded) return image.pixels;
+  return decode_image(*image.encoded, where, limits.image, target_side);
 }
 
 PredictBody parse_predict_body(std::string_view body, const RequestLimits& limits) {
   nlohmann::json document = parse_json_body(body, limits);
   if (!document.is_object())
     fail("the request body must be a JSON object with \"instances\" or \"inputs\"");
+  for (const auto& item : document.items()) {
+    if (item.key() != "instances" && item.key() != "inputs" && item.key() != "signature_name") {
+      fail(
+          "unknown key \"{}\" in the request; a :predict body has \"instances\" or \"inputs\", "
+          "and optionally \"signature_name\"",
+          client_text(item.key()));
+    }
+  }
   PredictBody out;
   if (const auto signature = document.find("signature_name"); signature != document.end()) {
     if (!signature->is_string()) fail("\"signature_name\" must be a string");

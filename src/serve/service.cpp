@@ -10,9 +10,10 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <regex>
 
 #include "core/error.h"
+#include "core/memory_release.h"
+#include "serve/request_parsing.h"
 #include "serve/web_assets.h"
 
 namespace garmentnet {
@@ -43,12 +44,45 @@ std::string hide_server_paths(const std::string& message, const ModelRegistryOpt
         out.erase(at, text.size());
     }
   }
-  static const std::regex absolute_path(R"((^|[\s"'(=])/(?:[^\s"'()/]+/)+([^\s"'()/]+))");
-  return std::regex_replace(out, absolute_path, "$1$2");
+  return without_absolute_paths(out);
+}
+
+std::string without_absolute_paths(std::string_view text) {
+  // A path starts with '/' at the text's start or after a space, quote, '(' or '='; it runs up to
+  // the next space, quote or parenthesis; with two or more non-empty segments it is cut to its
+  // last one. One pass, no backtracking: the text may be a client's.
+  const auto ends_path = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == '"' ||
+           c == '\'' || c == '(' || c == ')';
+  };
+  std::string out;
+  out.reserve(text.size());
+  size_t at = 0;
+  while (at < text.size()) {
+    const bool starts_path =
+        text[at] == '/' && (at == 0 || ends_path(text[at - 1]) || text[at - 1] == '=');
+    if (!starts_path) {
+      out += text[at++];
+      continue;
+    }
+    size_t end = at;
+    while (end < text.size() && !ends_path(text[end])) ++end;
+    const std::string_view path = text.substr(at, end - at);
+    const size_t name_end = path.find_last_not_of('/') + 1;  // a folder keeps its trailing '/'
+    const size_t last_slash = path.find_last_of('/', name_end - 1);
+    const bool has_dirs = name_end > 1 && last_slash > 0 &&
+                          path.substr(0, name_end).find("//") == std::string_view::npos;
+    out += has_dirs ? path.substr(last_slash + 1) : path;
+    at = end;
+  }
+  return out;
 }
 
 HttpResponse error_response(const std::exception& error, const ModelRegistryOptions& models) {
-  const std::string message = hide_server_paths(error.what(), models);
+  // Messages quote clients only in short excerpts; this bound is the last line of defence.
+  constexpr size_t kMaxMessageBytes = 2048;
+  const std::string message =
+      client_text(hide_server_paths(error.what(), models), kMaxMessageBytes);
   if (const auto* http = dynamic_cast<const HttpError*>(&error)) {
     HttpResponse response = json_response(http->status, {{"error", message}});
     if (http->status == 401) response.headers.emplace("WWW-Authenticate", "Bearer");
@@ -94,8 +128,10 @@ Service::Service(const ServeOptions& options)
       decode_pool_(options.decode_threads > 0 ? options.decode_threads : default_thread_count(),
                    ThreadPriority::Background),
       single_image_decodes_(decode_pool_.size()),
+      decoding_pixels_(options.limits.max_decoding_pixels),
       batcher_(options.batching,
-               [this](const BatchStats& stats) { metrics_.observe_batch(stats); }) {
+               [this](const BatchStats& stats) { metrics_.observe_batch(stats); }),
+      memory_releaser_([this] { release_memory_when_idle(); }) {
   registry_.poll();
   if (!registry_.current()) {
     const auto statuses = registry_.statuses();
@@ -115,6 +151,27 @@ void Service::start() { registry_.start_watching(); }
 void Service::shutdown() {
   batcher_.stop();
   registry_.stop_watching();
+  {
+    std::lock_guard lock(idle_mutex_);
+    stopping_ = true;
+  }
+  idle_wakeup_.notify_all();
+  if (memory_releaser_.joinable()) memory_releaser_.join();
+}
+
+void Service::release_memory_when_idle() {
+  run_current_thread_in_background();
+  int64_t seen = 0;      // requests handled at the last look
+  int64_t released = 0;  // ... at the last release
+  std::unique_lock lock(idle_mutex_);
+  while (!idle_wakeup_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
+    const int64_t handled = requests_handled_;
+    if (handled == seen && handled != released && in_flight_ == 0) {
+      release_free_memory();
+      released = handled;
+    }
+    seen = handled;
+  }
 }
 
 std::shared_ptr<const LoadedModel> Service::find_model(const std::string& name,
@@ -122,7 +179,7 @@ std::shared_ptr<const LoadedModel> Service::find_model(const std::string& name,
   if (name != options_.model_name) {
     throw HttpError(
         404, fmt::format("Servable not found for request: model \"{}\" (this server serves \"{}\")",
-                         name, options_.model_name));
+                         client_text(name), options_.model_name));
   }
   std::shared_ptr<const LoadedModel> model =
       version ? registry_.find(*version) : registry_.current();
@@ -135,35 +192,62 @@ std::shared_ptr<const LoadedModel> Service::find_model(const std::string& name,
                                    name, *version, fmt::join(served, ", ")));
 }
 
+std::vector<cv::Mat> Service::prepare_images(std::vector<RequestImage> images,
+                                             std::string_view noun, const Predictor& model,
+                                             Clock::time_point deadline) {
+  const RequestLimits& limits = options_.limits;
+  const Preprocessing& pre = model.preprocessing();
+  const int target_side = std::min(pre.width, pre.height);
+  const auto where = [&](size_t i) { return fmt::format("{} {}", noun, i); };
+  int64_t pixels = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    pixels += images[i].encoded
+                  ? decoded_pixels(*images[i].encoded, where(i), limits.image, target_side)
+                  : int64_t{images[i].pixels.rows} * images[i].pixels.cols;
+  }
+  if (pixels > limits.max_request_pixels) {
+    throw HttpError(413, fmt::format("the request's {} image(s) decode to {} pixels, more than the "
+                                     "limit of {} per request (--max-request-pixels); send fewer "
+                                     "or smaller images",
+                                     images.size(), pixels, limits.max_request_pixels));
+  }
+  const std::optional<AdmissionBudget::Share> decoding = decoding_pixels_.try_take(pixels);
+  if (!decoding) {
+    throw HttpError(429, fmt::format("the server is decoding {} pixels of other requests; this "
+                                     "request's {} do not fit beside them "
+                                     "(--max-decoding-pixels {}): retry later",
+                                     decoding_pixels_.taken(), pixels, decoding_pixels_.limit()));
+  }
+  std::vector<cv::Mat> out(images.size());
+  for_each_image(images.size(), [&](size_t i) {
+    if (Clock::now() > deadline) {
+      throw HttpError(504, fmt::format("the request's images were not decoded within {} ms; the "
+                                       "server is overloaded",
+                                       options_.request_timeout.count()));
+    }
+    const cv::Mat rgb = images[i].encoded
+                            ? decode_image(*images[i].encoded, where(i), limits.image, target_side)
+                            : images[i].pixels;
+    out[i] = resize_for_model(rgb, pre);
+  });
+  return out;
+}
+
 std::vector<cv::Mat> Service::decode_instances(const std::vector<nlohmann::json>& instances,
-                                               const Predictor& model) {
-  std::vector<cv::Mat> out(instances.size());
+                                               const Predictor& model, Clock::time_point deadline) {
+  std::vector<InstanceImage> read(instances.size());
   for_each_image(instances.size(), [&](size_t i) {
-    const std::string where = fmt::format("instance {}", i);
-    const Preprocessing& pre = model.preprocessing();
-    out[i] = resize_for_model(
-        decode_instance(instances[i], where, options_.limits, std::min(pre.width, pre.height)),
-        pre);
+    read[i] = read_instance(instances[i], fmt::format("instance {}", i), options_.limits);
   });
-  return out;
-}
-
-std::vector<cv::Mat> Service::decode_encoded_images(const std::vector<std::string_view>& files,
-                                                    const Predictor& model) {
-  std::vector<cv::Mat> out(files.size());
-  for_each_image(files.size(), [&](size_t i) {
-    const std::string where = fmt::format("image {}", i);
-    const Preprocessing& pre = model.preprocessing();
-    out[i] = resize_for_model(
-        decode_image(files[i], where, options_.limits.image, std::min(pre.width, pre.height)), pre);
-  });
-  return out;
-}
-
-std::vector<cv::Mat> Service::resize_images(std::vector<cv::Mat> images, const Predictor& model) {
-  for_each_image(images.size(),
-                 [&](size_t i) { images[i] = resize_for_model(images[i], model.preprocessing()); });
-  return images;
+  std::vector<RequestImage> images(read.size());
+  for (size_t i = 0; i < read.size(); ++i) {
+    if (read[i].encoded) {
+      images[i].encoded = *read[i].encoded;
+    } else {
+      images[i].pixels = read[i].pixels;
+    }
+  }
+  return prepare_images(std::move(images), "instance", model, deadline);
 }
 
 void Service::for_each_image(size_t count, const std::function<void(size_t)>& body) {
@@ -182,7 +266,7 @@ void Service::for_each_image(size_t count, const std::function<void(size_t)>& bo
 }
 
 HeadProbabilities Service::infer(Batcher::Arrival arrival, const LoadedModel& model,
-                                 std::vector<cv::Mat> resized) {
+                                 std::vector<cv::Mat> resized, Clock::time_point deadline) {
   BatchTicket ticket;
   try {
     ticket = batcher_.submit(std::move(arrival), model.predictor, std::move(resized));
@@ -190,7 +274,7 @@ HeadProbabilities Service::infer(Batcher::Arrival arrival, const LoadedModel& mo
     throw HttpError(e.reason == Overloaded::Reason::QueueFull ? 429 : 503, e.what());
   }
   metrics_.set_queued_images(batcher_.queued_images());
-  if (ticket.result.wait_for(options_.request_timeout) != std::future_status::ready) {
+  if (ticket.result.wait_until(deadline) != std::future_status::ready) {
     *ticket.abandoned = true;
     throw HttpError(504,
                     fmt::format("no answer from the model within {} ms; the server is overloaded",
@@ -206,7 +290,18 @@ PredictionRequest Service::open_prediction(const HttpRequest& request, const std
   std::shared_ptr<const LoadedModel> model = find_model(name, version);
   if (request.body.find_first_not_of(" \t\r\n") == std::string::npos && request.parts.empty())
     fail("empty request body; send {}", expected);
-  return {.model = std::move(model), .arrival = batcher_.expect_request()};
+  return {.model = std::move(model),
+          .arrival = batcher_.expect_request(),
+          .deadline = Clock::now() + options_.request_timeout};
+}
+
+std::optional<HttpResponse> Service::check_head(const HttpRequest& head) const {
+  try {
+    check_api_key(head);
+    return std::nullopt;
+  } catch (const HttpError& error) {
+    return error_response(error, options_.models);
+  }
 }
 
 void Service::check_api_key(const HttpRequest& request) const {
@@ -233,9 +328,12 @@ HttpResponse Service::route(const HttpRequest& request, std::string& route_label
   if (segments.empty() || segments[0] == "web") {
     route_label = "web";
     if (!get) throw HttpError(405, "the web page only answers GET");
-    const WebAsset* asset =
-        find_web_asset(segments.empty() ? "index.html" : request.path.substr(5));
-    if (asset == nullptr) throw HttpError(404, fmt::format("no page {}", request.path));
+    // "/", "/web" and "/web/" are the page; "/web/<file>" its other files.
+    const std::string file =
+        segments.size() <= 1 ? "" : request.path.substr(request.path.find("/web/") + 5);
+    const WebAsset* asset = find_web_asset(file.empty() ? "index.html" : file);
+    if (asset == nullptr)
+      throw HttpError(404, fmt::format("no page {}", client_text(request.path)));
     return {.status = 200,
             .content_type = std::string(asset->content_type),
             .body = std::string(asset->content),
@@ -261,13 +359,14 @@ HttpResponse Service::route(const HttpRequest& request, std::string& route_label
   if (segments[0] == "v1") return handle_tf_serving(*this, request, route_label);
   if (segments[0] == "v2") return handle_kserve(*this, request, route_label);
   route_label = "unknown";
-  throw HttpError(404,
-                  fmt::format("no route {} {}; see docs/serving.md", request.method, request.path));
+  throw HttpError(404, fmt::format("no route {} {}; see docs/serving.md",
+                                   client_text(request.method), client_text(request.path)));
 }
 
 HttpResponse Service::handle(const HttpRequest& request) {
   const auto started = Clock::now();
   metrics_.add_in_flight(1);
+  ++in_flight_;
   std::string route_label = "unknown";
   HttpResponse response;
   try {
@@ -275,11 +374,14 @@ HttpResponse Service::handle(const HttpRequest& request) {
   } catch (const std::exception& e) {
     response = error_response(e, options_.models);
     if (response.status == 500)
-      spdlog::error("{} {} failed: {}", request.method, request.path, e.what());
+      spdlog::error("{} {} failed: {}", client_text(request.method), client_text(request.path),
+                    client_text(e.what(), 2048));
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   metrics_.observe_request(route_label, response.status, seconds);
   metrics_.add_in_flight(-1);
+  --in_flight_;
+  ++requests_handled_;
   spdlog::debug("{} {} {} {:.1f} ms", request.method, request.path, response.status,
                 seconds * 1000);
   return response;
@@ -290,7 +392,8 @@ void Service::observe_refusal(int status) { metrics_.observe_request("refused", 
 Server::Server(const ServeOptions& options) : service_(std::make_unique<Service>(options)) {
   http_ = std::make_unique<HttpServer>(
       options.http, [this](const HttpRequest& request) { return service_->handle(request); },
-      [this](int status) { service_->observe_refusal(status); });
+      [this](int status) { service_->observe_refusal(status); },
+      [this](const HttpRequest& head) { return service_->check_head(head); });
 }
 
 Server::~Server() {

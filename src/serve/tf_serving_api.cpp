@@ -57,7 +57,8 @@ HttpResponse model_status(const Service& service, const ModelPath& path) {
       versions.push_back(version_status_json(status, service.options().models));
   }
   if (path.version && versions.empty()) {
-    throw HttpError(404, fmt::format("model \"{}\" has no version {}", path.name, *path.version));
+    throw HttpError(
+        404, fmt::format("model \"{}\" has no version {}", client_text(path.name), *path.version));
   }
   return json_response(200, {{"model_version_status", versions}});
 }
@@ -103,18 +104,19 @@ HttpResponse model_metadata(const Service& service, const ModelPath& path) {
 }
 
 HttpResponse predict(Service& service, const HttpRequest& request, const ModelPath& path) {
-  auto [model, arrival] =
+  auto [model, arrival, deadline] =
       service.open_prediction(request, path.name, path.version,
                               "JSON with \"instances\" (row format) or \"inputs\" (columnar)");
   const PredictBody body = parse_predict_body(request.body, service.options().limits);
   if (!body.signature_name.empty() && body.signature_name != "serving_default") {
     throw HttpError(400,
                     fmt::format("unknown signature_name \"{}\"; this model has \"serving_default\"",
-                                body.signature_name));
+                                client_text(body.signature_name)));
   }
   const size_t rows = body.instances.size();
   const HeadProbabilities probabilities = service.infer(
-      std::move(arrival), *model, service.decode_instances(body.instances, *model->predictor));
+      std::move(arrival), *model,
+      service.decode_instances(body.instances, *model->predictor, deadline), deadline);
   HttpResponse response;
   if (body.columnar) {
     nlohmann::json outputs = nlohmann::json::object();
@@ -166,7 +168,8 @@ HttpResponse handle_tf_serving(Service& service, const HttpRequest& request,
     route_label = path.metadata ? "metadata" : "model_status";
     return path.metadata ? model_metadata(service, path) : model_status(service, path);
   }
-  if (request.method != "POST") throw HttpError(405, fmt::format(":{} needs POST", path.verb));
+  if (request.method != "POST")
+    throw HttpError(405, fmt::format(":{} needs POST", client_text(path.verb)));
   if (path.metadata) throw HttpError(404, "unknown route under /v1/models/");
   if (path.verb == "predict") {
     route_label = "predict";
@@ -176,9 +179,9 @@ HttpResponse handle_tf_serving(Service& service, const HttpRequest& request,
     route_label = "classify_image";
     return handle_classify_image(service, request, path.name, path.version);
   }
-  throw HttpError(
-      404,
-      fmt::format("unknown method :{}; this server has :predict and :classify-image", path.verb));
+  throw HttpError(404,
+                  fmt::format("unknown method :{}; this server has :predict and :classify-image",
+                              client_text(path.verb)));
 }
 
 }  // namespace garmentnet

@@ -90,17 +90,16 @@ SplitMetrics score_split(const TaskSpec& spec, const SplitPredictions& predictio
 }
 
 json EpochRecord::to_json() const {
-  return {{"epoch", epoch},
-          {"lr_factor", lr_factor},
-          {"seconds", seconds},
-          {"train", train.to_json()},
-          {"val", validation.to_json()}};
+  return {{"epoch", epoch},           {"lr_factor", lr_factor},
+          {"seconds", seconds},       {"train_seconds", train_seconds},
+          {"train", train.to_json()}, {"val", validation.to_json()}};
 }
 
 EpochRecord EpochRecord::from_json(const json& j) {
   return {.epoch = j.at("epoch").get<int>(),
           .lr_factor = j.at("lr_factor").get<double>(),
           .seconds = j.at("seconds").get<double>(),
+          .train_seconds = j.value("train_seconds", 0.0),
           .train = SplitMetrics::from_json(j.at("train")),
           .validation = SplitMetrics::from_json(j.at("val"))};
 }
@@ -161,6 +160,38 @@ std::string epoch_summary(const TaskSpec& spec, const EpochRecord& e, int epochs
                                  v.multilabel->mean_average_precision, v.multilabel->macro_f1);
   }
   return summary;
+}
+
+std::vector<std::pair<std::string, double>> epoch_figures(const EpochRecord& record,
+                                                          size_t training_rows) {
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& [split, metrics] :
+       {std::pair<std::string, const SplitMetrics&>{"train", record.train},
+        std::pair<std::string, const SplitMetrics&>{"validation", record.validation}}) {
+    out.emplace_back(split + "/loss", metrics.loss);
+    out.emplace_back(split + "/score", metrics.score);
+    for (const auto& [name, head] : metrics.heads) {
+      const std::string prefix = split + "/" + name + "/";
+      out.emplace_back(prefix + "loss", head.loss);
+      if (head.softmax) {
+        out.emplace_back(prefix + "top1", head.softmax->top1_accuracy);
+        out.emplace_back(prefix + "top2", head.softmax->top2_accuracy);
+        out.emplace_back(prefix + "macro_f1", head.softmax->macro_f1);
+      }
+      if (head.multilabel) {
+        out.emplace_back(prefix + "mAP", head.multilabel->mean_average_precision);
+        out.emplace_back(prefix + "macro_f1", head.multilabel->macro_f1);
+        for (const TagMetrics& tag : head.multilabel->tags)
+          out.emplace_back(prefix + "f1/" + tag.name, tag.at_threshold.f1);
+      }
+    }
+  }
+  out.emplace_back("speed/epoch_seconds", record.seconds);
+  if (record.train_seconds > 0)
+    out.emplace_back("speed/images_per_second",
+                     static_cast<double>(training_rows) / record.train_seconds);
+  out.emplace_back("schedule/lr_factor", record.lr_factor);
+  return out;
 }
 
 }  // namespace garmentnet

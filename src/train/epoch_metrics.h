@@ -60,9 +60,10 @@ SplitMetrics score_split(const TaskSpec& spec, const SplitPredictions& predictio
                          std::map<std::string, std::vector<double>>& thresholds, bool tune);
 
 struct EpochRecord {
-  int epoch = 0;         // 1-based
-  double lr_factor = 0;  // schedule factor at the end of the epoch
-  double seconds = 0;    // wall time of training and validation
+  int epoch = 0;             // 1-based
+  double lr_factor = 0;      // schedule factor at the end of the epoch
+  double seconds = 0;        // wall time of training and validation
+  double train_seconds = 0;  // wall time of the training pass alone
   SplitMetrics train;
   SplitMetrics validation;
 
@@ -71,6 +72,14 @@ struct EpochRecord {
 };
 
 using TrainingHistory = std::vector<EpochRecord>;
+
+// Every figure of an epoch as a named number, for trackers (TensorBoard scalars, MLflow metrics):
+// "<split>/loss", "<split>/score", "<split>/<head>/loss", softmax heads' "top1", "top2",
+// "macro_f1", multi-label heads' "mAP", "macro_f1" and "f1/<tag>", for split "train" and
+// "validation"; "speed/epoch_seconds", "speed/images_per_second" (of `training_rows`) and
+// "schedule/lr_factor".
+std::vector<std::pair<std::string, double>> epoch_figures(const EpochRecord& record,
+                                                          size_t training_rows);
 
 nlohmann::json history_to_json(const TrainingHistory& history);
 TrainingHistory history_from_json(const nlohmann::json& json);

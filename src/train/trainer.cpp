@@ -28,6 +28,7 @@
 #include "train/checkpoint.h"
 #include "train/feature_cache.h"
 #include "train/optimization.h"
+#include "train/tensorboard_observer.h"
 #include "train/train_report.h"
 #include "train/training_data.h"
 
@@ -126,7 +127,11 @@ class Trainer {
         resources_(resources),
         hooks_(hooks),
         out_(options_.out_dir),
-        checkpoint_(out_) {}
+        checkpoint_(out_),
+        tensorboard_(out_),
+        observers_(hooks.observers) {
+    observers_.push_back(&tensorboard_);
+  }
 
   TrainResult run() {
     open_run_directory();
@@ -145,7 +150,11 @@ class Trainer {
         result_.interrupted = true;
         break;
       }
-      if (!select_and_checkpoint(epoch, *trained, validate(model_, feature_cache_), started)) break;
+      const double train_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (!select_and_checkpoint(epoch, *trained, validate(model_, feature_cache_), started,
+                                 train_seconds))
+        break;
     }
     result_.best_epoch = state_.best_epoch;
     result_.epochs_run = state_.next_epoch;
@@ -157,7 +166,7 @@ class Trainer {
         (!best_validation_.probabilities.empty() || !result_.interrupted)) {
       write_report();
     }
-    for (TrainingObserver* observer : hooks_.observers) observer->on_run_end(result_);
+    for (TrainingObserver* observer : observers_) observer->on_run_end(result_);
     return result_;
   }
 
@@ -272,7 +281,7 @@ class Trainer {
                          .first_epoch = state_.next_epoch,
                          .steps_per_epoch = steps_per_epoch_,
                          .history = state_.history};
-    for (TrainingObserver* observer : hooks_.observers) observer->on_run_start(event);
+    for (TrainingObserver* observer : observers_) observer->on_run_start(event);
   }
 
   // Trains one epoch (0-based) over the shuffled training rows: what it predicted and lost, or
@@ -332,7 +341,7 @@ class Trainer {
                           .steps_per_epoch = steps_per_epoch_,
                           .loss = loss_value,
                           .lr_factor = lr_factor};
-      for (TrainingObserver* observer : hooks_.observers) observer->on_step_end(event);
+      for (TrainingObserver* observer : observers_) observer->on_step_end(event);
       if (stop_requested()) return std::nullopt;
     }
     progress.finish();
@@ -369,7 +378,7 @@ class Trainer {
   // an observer asked).
   bool select_and_checkpoint(int epoch, const SplitCollector& trained,
                              const SplitCollector& validated,
-                             std::chrono::steady_clock::time_point started) {
+                             std::chrono::steady_clock::time_point started, double train_seconds) {
     std::map<std::string, std::vector<double>> thresholds;
     std::map<std::string, std::vector<double>> default_thresholds;
     EpochRecord record{.epoch = epoch + 1,
@@ -380,6 +389,7 @@ class Trainer {
                                                  thresholds, /*tune=*/true)};
     record.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    record.train_seconds = train_seconds;
     state_.history.push_back(record);
 
     const double value =
@@ -412,7 +422,7 @@ class Trainer {
     const EpochEnd event{
         .record = state_.history.back(), .improved = improved, .best_epoch = state_.best_epoch};
     bool observer_stop = false;
-    for (TrainingObserver* observer : hooks_.observers) {
+    for (TrainingObserver* observer : observers_) {
       observer->on_epoch_end(event);
       observer_stop = observer->stop_after(event) || observer_stop;
     }
@@ -487,6 +497,8 @@ class Trainer {
   const fs::path out_;
   const Checkpoint checkpoint_;
   std::optional<LogFile> log_file_;
+  TensorBoardObserver tensorboard_;           // the run folder's tensorboard/
+  std::vector<TrainingObserver*> observers_;  // the caller's, then tensorboard_
 
   TrainingSplits splits_;  // until build_model decodes their images
   TaskSpec spec_;

@@ -1,5 +1,6 @@
 // `garmentnet export --format torchscript`: the file loads with torch::jit::load and with Python's
-// torch, carries its class names, thresholds and preprocessing, and predicts what `predict` does.
+// torch, carries its class names, thresholds and preprocessing, and predicts what `predict` does,
+// for fp32 and int8 models alike.
 #include "infer/export.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -26,20 +28,26 @@ struct Exported {
   std::filesystem::path script;
 };
 
-// A random small_cnn model file exported through the command line, once per test process.
-const Exported& exported() {
+// A random small_cnn model file ("fp32") or its int8 copy ("int8") exported through the command
+// line, once per test process.
+const Exported& exported(const std::string& precision) {
   static TempDir dir;
-  static const Exported fixture = [] {
-    Exported e{.model = testing::write_random_model(dir / "model.gnm", "small_cnn", 32),
-               .script = dir / "model.pt"};
-    const auto result =
-        testing::run_garmentnet("export --model '" + e.model.string() +
-                                "' --format torchscript --out '" + e.script.string() + "'");
-    EXPECT_EQ(result.exit_code, 0) << result.output;
-    return e;
-  }();
-  return fixture;
+  static std::map<std::string, Exported> files;
+  if (const auto found = files.find(precision); found != files.end()) return found->second;
+  Exported e{.model = testing::write_random_model(dir / "model.gnm", "small_cnn", 32),
+             .script = dir / (precision + ".pt")};
+  if (precision == "int8") {
+    e.model = dir / "model-int8.gnm";
+    save_model_file(testing::int8_copy(load_model_file(dir / "model.gnm")), e.model);
+  }
+  const auto result =
+      testing::run_garmentnet("export --model '" + e.model.string() +
+                              "' --format torchscript --out '" + e.script.string() + "'");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  return files.emplace(precision, e).first->second;
 }
+
+class ExportTorchScript : public ::testing::TestWithParam<std::string> {};
 
 void write_floats(const std::filesystem::path& path, const torch::Tensor& tensor) {
   const torch::Tensor contiguous = tensor.contiguous();
@@ -48,8 +56,8 @@ void write_floats(const std::filesystem::path& path, const torch::Tensor& tensor
                                     contiguous.numel() * sizeof(float)));
 }
 
-TEST(ExportTorchScript, LoadsInCppWithAttributesAndPredictsLikePredict) {
-  const Exported& e = exported();
+TEST_P(ExportTorchScript, LoadsInCppWithAttributesAndPredictsLikePredict) {
+  const Exported& e = exported(GetParam());
   torch::jit::ExtraFilesMap extra{{"garmentnet.json", ""}};
   torch::jit::Module module = torch::jit::load(e.script.string(), torch::kCPU, extra);
   module.eval();  // what TorchServe does; needs the training attribute
@@ -97,10 +105,10 @@ TEST(ExportTorchScript, LoadsInCppWithAttributesAndPredictsLikePredict) {
   }
 }
 
-TEST(ExportTorchScript, PythonLoadsItAndGetsTheSameOutputs) {
+TEST_P(ExportTorchScript, PythonLoadsItAndGetsTheSameOutputs) {
   if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "/usr/bin/python3 cannot import torch";
-  const Exported& e = exported();
+  const Exported& e = exported(GetParam());
   TempDir dir;
   const Predictor predictor(e.model);
   const auto images = testing::random_images(5, 32, 11);
@@ -133,12 +141,15 @@ TEST(ExportTorchScript, PythonLoadsItAndGetsTheSameOutputs) {
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
 }
 
-TEST(ExportTorchScript, ClearErrors) {
+INSTANTIATE_TEST_SUITE_P(Precisions, ExportTorchScript, ::testing::Values("fp32", "int8"));
+
+TEST(ExportTorchScriptErrors, ClearErrors) {
   TempDir dir;
   write_file_atomically(dir / "not-a-model.gnm", "hello");
   EXPECT_THROW(export_model({.model = dir / "not-a-model.gnm", .out = dir / "out.pt"}), InputError);
-  EXPECT_THROW(export_model({.model = exported().model, .format = "onnx", .out = dir / "out.pt"}),
-               InputError);
+  EXPECT_THROW(
+      export_model({.model = exported("fp32").model, .format = "onnx", .out = dir / "out.pt"}),
+      InputError);
   const auto result =
       testing::run_garmentnet("export --model '" + (dir / "not-a-model.gnm").string() +
                               "' --out '" + (dir / "out.pt").string() + "'");

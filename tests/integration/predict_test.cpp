@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
 #include "data/dataset.h"
@@ -230,6 +231,70 @@ TEST(Predict, StrictStopsAtTheFirstFailureAndWritesNothing) {
   EXPECT_NE(run.output.find("--strict"), std::string::npos) << run.output;
   EXPECT_EQ(read_file(output), "previous predictions");
   EXPECT_FALSE(fs::exists(dir / "out.failures.csv"));
+}
+
+TEST(Predict, ShardsMergeIntoExactlyTheUnshardedOutputAndEvaluateReadsTheParts) {
+  const auto& fx = predict_fixture();
+  testing::TempDir dir;
+  const auto whole = dir / "whole.parquet";
+  ASSERT_EQ(predict(fx.data / "test.parquet", fx.images, whole, "--batch-size 4").exit_code, 0);
+  fs::create_directories(dir / "parts");
+  for (int i = 0; i < 3; ++i) {
+    const auto run = predict(fx.data / "test.parquet", fx.images, dir / "parts" / "p.parquet",
+                             "--batch-size 4 --shard " + std::to_string(i) + "/3");
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("p.part-0000" + std::to_string(i) + "-of-00003.parquet"),
+              std::string::npos)
+        << run.output;
+  }
+  EXPECT_FALSE(fs::exists(dir / "parts" / "p.parquet"));
+  const auto merged = dir / "merged.parquet";
+  const auto merge =
+      testing::run_garmentnet("merge-predictions --parts " + shell_quote(dir / "parts") +
+                              " --output " + shell_quote(merged));
+  ASSERT_EQ(merge.exit_code, 0) << merge.output;
+  EXPECT_EQ(describe(merged), describe(whole));
+  const Table expected = read_table(whole), actual = read_table(merged);
+  ASSERT_EQ(actual.num_rows(), expected.num_rows());
+  for (const auto& column : expected.columns())
+    EXPECT_EQ(actual.column(column.name).values, column.values) << column.name;
+
+  // evaluate scores the folder of parts as the merged file.
+  const auto evaluate = [&](const fs::path& predictions, const fs::path& out) {
+    const auto run =
+        testing::run_garmentnet("evaluate --predictions " + shell_quote(predictions) +
+                                " --labels " + shell_quote(fx.data / "test_labels.parquet") +
+                                " --out " + shell_quote(out) + " --no-report");
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    return read_file(out / "evaluation.json");
+  };
+  const std::string from_parts = evaluate(dir / "parts" / "p.part-*", dir / "e1");
+  const std::string from_whole = evaluate(whole, dir / "e2");
+  EXPECT_EQ(nlohmann::json::parse(from_parts)["summary"],
+            nlohmann::json::parse(from_whole)["summary"]);
+
+  // A missing part is named, and nothing is written.
+  fs::remove(dir / "parts" / "p.part-00001-of-00003.parquet");
+  const auto incomplete =
+      testing::run_garmentnet("merge-predictions --parts " + shell_quote(dir / "parts") +
+                              " --output " + shell_quote(dir / "incomplete.parquet"));
+  EXPECT_EQ(incomplete.exit_code, 1) << incomplete.output;
+  EXPECT_NE(incomplete.output.find("part(s) 1 of 3 are missing"), std::string::npos)
+      << incomplete.output;
+  EXPECT_FALSE(fs::exists(dir / "incomplete.parquet"));
+
+  // A shard's failures name rows of the whole input. Shards are whole batches: at 4 images
+  // a batch, shard 1 of 2 holds the second half, with the corrupt row 6.
+  const BrokenImages broken = broken_images(dir, 8);
+  const auto run =
+      predict(broken.input, broken.images, dir / "b.parquet", "--batch-size 4 --shard 1/2");
+  EXPECT_EQ(run.exit_code, 3) << run.output;
+  EXPECT_NE(run.output.find("row 6 (uuid 'corrupt-item')"), std::string::npos) << run.output;
+  EXPECT_EQ(testing::column_text(read_table(dir / "b.part-00001-of-00002.failures.csv"), "row"),
+            std::vector<std::string>{"6"});
+  EXPECT_NE(predict(broken.input, broken.images, dir / "b.parquet", "--shard 2/2")
+                .output.find("is not of the form I/N"),
+            std::string::npos);
 }
 
 TEST(Predict, ThePredictionsAndTheFailureListAreWrittenTogetherOrNotAtAll) {

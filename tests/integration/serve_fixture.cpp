@@ -1,5 +1,13 @@
 #include "serve_fixture.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+
 #include "core/atomic_file.h"
 #include "serve/request_parsing.h"
 
@@ -12,6 +20,57 @@ std::string sample_jpeg(size_t index) {
   }
   std::sort(files.begin(), files.end());
   return read_file(files.at(index));
+}
+
+RawConnection::RawConnection(int port) : socket_(::socket(AF_INET, SOCK_STREAM, 0)) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(socket_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    throw std::runtime_error("cannot connect to the test server");
+}
+
+RawConnection::~RawConnection() { ::close(socket_); }
+
+bool RawConnection::send(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(socket_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+bool RawConnection::answer_waiting() const {
+  pollfd entry{.fd = socket_, .events = POLLIN, .revents = 0};
+  return ::poll(&entry, 1, 0) > 0;
+}
+
+std::string RawConnection::receive(std::chrono::milliseconds quiet) {
+  std::string out;
+  char buffer[4096];
+  for (;;) {
+    pollfd entry{.fd = socket_, .events = POLLIN, .revents = 0};
+    if (::poll(&entry, 1, static_cast<int>(quiet.count())) <= 0) return out;
+    const ssize_t n = ::recv(socket_, buffer, sizeof buffer, 0);
+    if (n <= 0) return out;
+    out.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+int status_of(const std::string& received) {
+  if (!received.starts_with("HTTP/1.1 ") || received.size() < 12) return 0;
+  return std::stoi(received.substr(9, 3));
+}
+
+size_t resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) return std::stoul(line.substr(6)) * 1024;
+  }
+  return 0;
 }
 
 ServeOptions quick_serve_options() {

@@ -4,6 +4,7 @@
 
 #include <httplib.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -37,6 +38,30 @@ class RunningServer {
   std::unique_ptr<Server> server_;
   std::thread thread_;
 };
+
+// A raw TCP connection to a server on 127.0.0.1, for requests an HTTP client library would not
+// send.
+class RawConnection {
+ public:
+  explicit RawConnection(int port);
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  // False once the server has closed (or reset) the connection.
+  bool send(std::string_view bytes);
+  bool answer_waiting() const;
+  // Everything the server sends until it closes the connection or `quiet` passes without a byte.
+  std::string receive(std::chrono::milliseconds quiet = std::chrono::milliseconds(3000));
+
+ private:
+  int socket_;
+};
+
+// The status of the first HTTP answer in `received` (0 when there is none).
+int status_of(const std::string& received);
+// This process's resident memory.
+size_t resident_bytes();
 
 // A TF-Serving :predict body with the given instances in row format.
 std::string predict_body(const std::vector<nlohmann::json>& instances);

@@ -20,66 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A raw TCP connection to the server under test.
-class RawConnection {
- public:
-  explicit RawConnection(int port) : socket_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(socket_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
-      throw std::runtime_error("cannot connect to the test server");
-  }
-  ~RawConnection() { ::close(socket_); }
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-
-  // False once the server has closed (or reset) the connection.
-  bool send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(socket_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-  bool answer_waiting() const {
-    pollfd entry{.fd = socket_, .events = POLLIN, .revents = 0};
-    return ::poll(&entry, 1, 0) > 0;
-  }
-  // Everything the server sends until it closes the connection or `quiet` passes without a byte.
-  std::string receive(std::chrono::milliseconds quiet = std::chrono::milliseconds(3000)) {
-    std::string out;
-    char buffer[4096];
-    for (;;) {
-      pollfd entry{.fd = socket_, .events = POLLIN, .revents = 0};
-      if (::poll(&entry, 1, static_cast<int>(quiet.count())) <= 0) return out;
-      const ssize_t n = ::recv(socket_, buffer, sizeof buffer, 0);
-      if (n <= 0) return out;
-      out.append(buffer, static_cast<size_t>(n));
-    }
-  }
-
- private:
-  int socket_;
-};
-
-// The status of the first HTTP answer in `received` (0 when there is none).
-int status_of(const std::string& received) {
-  if (!received.starts_with("HTTP/1.1 ") || received.size() < 12) return 0;
-  return std::stoi(received.substr(9, 3));
-}
-
-size_t resident_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.starts_with("VmRSS:")) return std::stoul(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
 std::string head(const std::string& path, const std::string& headers) {
   return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + "\r\n";
 }

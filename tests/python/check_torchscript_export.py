@@ -29,6 +29,9 @@ def main() -> int:
     model_path, folder = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
     expected = json.loads((folder / "expected.json").read_text())
     extra = {"garmentnet.json": ""}
+    # Int8 models prepack their weights for the quantized engine when loaded; garmentnet's is oneDNN.
+    if "onednn" in torch.backends.quantized.supported_engines:
+        torch.backends.quantized.engine = "onednn"
     module = torch.jit.load(str(model_path), map_location="cpu", _extra_files=extra)
     module.eval()
 

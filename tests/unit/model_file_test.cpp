@@ -132,6 +132,15 @@ TEST_F(ModelFileTest, ForeignTruncatedCorruptAndOtherVersionFilesAreInputErrors)
     write_file_atomically(truncated, std::string_view(bytes).substr(0, keep));
     expect_input_error([&] { load_model_file(truncated); }, truncated.string(), "truncated");
   }
+  // A JSON length of 2^64 - 1 (little-endian, after magic and version): the expected size must not
+  // wrap around to a small number in the message.
+  std::string huge_length = bytes;
+  huge_length.replace(20, 8, std::string(8, '\xff'));
+  write_file_atomically(truncated, huge_length);
+  for (const auto& read : std::vector<std::function<void()>>{
+           [&] { load_model_file(truncated); }, [&] { read_model_file_document(truncated); }}) {
+    expect_input_error(read, truncated.string(), "more bytes than any file has");
+  }
 
   std::string other_version = bytes;
   other_version[16] =

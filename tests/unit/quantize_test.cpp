@@ -75,13 +75,8 @@ TEST(Int8ModelFileTest, RoundTripsStatesItsPrecisionAndRunsInThePredictor) {
   constexpr int kSide = 32;
   const auto fp32_path =
       testing::write_random_model(dir / "fp32.gnm", random_backbone("small_cnn"), kSide);
-  ModelBundle fp32 = load_model_file(fp32_path);
-  Calibration calibration(fp32.model->backbone(), kSide, kSide);
   // Calibrated on images like those the Predictor gets below.
-  calibration.observe(make_input_batch(testing::random_images(16, kSide, 9), fp32.preprocessing));
-  ModelBundle int8 = fp32;
-  int8.model = MultiTaskModel(calibration.quantize(RangeObserver::MinMax), fp32.model->spec());
-  int8.model->eval();
+  ModelBundle int8 = testing::int8_copy(load_model_file(fp32_path));
   const auto int8_path = dir / "int8.gnm";
   save_model_file(int8, int8_path);
 

@@ -103,6 +103,37 @@ TEST(Table, ErrorsNameTheFile) {
   }
 }
 
+TEST(Table, ConcatenatesFilesInOrderAndRefusesOtherColumns) {
+  testing::TempDir dir;
+  Table first = sample_table(), second;
+  second.add_column({"uuid", ColumnType::String, {std::string("z")}});
+  second.add_column({"polka dot", ColumnType::Int64, {int64_t{5}}});
+  second.add_column({"weird \"name\"", ColumnType::Double, {2.5}});
+  write_table(first, dir / "a.parquet");
+  write_table(second, dir / "b.parquet");
+
+  Table expected;
+  for (size_t c = 0; c < first.num_columns(); ++c) {
+    Column column = first.columns()[c];
+    column.values.push_back(second.columns()[c].values.front());
+    expected.add_column(std::move(column));
+  }
+  expect_same(read_tables({dir / "a.parquet", dir / "b.parquet"}), expected);
+  concatenate_tables({dir / "a.parquet", dir / "b.parquet"}, dir / "all.parquet");
+  expect_same(read_table(dir / "all.parquet"), expected);
+  concatenate_tables({dir / "b.parquet", dir / "a.parquet"}, dir / "all.csv");
+  EXPECT_EQ(read_table(dir / "all.csv").column("uuid").values.front(), Value(std::string("z")));
+
+  Table other;
+  other.add_column({"uuid", ColumnType::String, {std::string("y")}});
+  write_table(other, dir / "other.parquet");
+  const std::string error = testing::error_of([&] {
+    concatenate_tables({dir / "a.parquet", dir / "other.parquet"}, dir / "x.parquet");
+  });
+  EXPECT_NE(error.find("other.parquet does not have the columns of"), std::string::npos) << error;
+  EXPECT_FALSE(std::filesystem::exists(dir / "x.parquet"));
+}
+
 TEST(Table, QuotingSurvivesHostileText) {
   EXPECT_EQ(sql_string_literal("a'b"), "'a''b'");
   EXPECT_EQ(sql_identifier("a\"b"), "\"a\"\"b\"");

@@ -1,0 +1,87 @@
+// Experiment tracking: every run folder's TensorBoard event files, read back by an independent
+// reader (tests/python/read_tensorboard_events.py: Debian's protobuf and crcmod).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "test_support.h"
+#include "train/tensorboard_events.h"
+
+namespace garmentnet::testing {
+namespace {
+
+// What the independent reader finds in `folder`.
+nlohmann::json read_events(const std::filesystem::path& folder) {
+  const CommandResult result =
+      run_shell(std::string("/usr/bin/python3 ") + GARMENTNET_SOURCE_DIR +
+                "/tests/python/read_tensorboard_events.py '" + folder.string() + "'");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  return nlohmann::json::parse(result.output.substr(result.output.find('{')));
+}
+
+TEST(TensorBoard, Crc32cMatchesTheCastagnoliCheckValue) {
+  EXPECT_EQ(crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(crc32c(""), 0u);
+}
+
+TEST(TensorBoard, EveryRunFolderHasTheEpochFiguresAndTheBestEpochsPictures) {
+  TempDir dir;
+  TrainOptions options = quick_train_options(dir / "run", 2);
+  options.report = true;
+  const TrainResult result = train_model(options, training_resources());
+  const nlohmann::json events = read_events(dir / "run/tensorboard");
+  EXPECT_EQ(events["files"], 1);
+  EXPECT_EQ(events["file_version"], "brain.Event:2");
+  EXPECT_EQ(events["torn_tail"], 0);
+
+  // The scalars are metrics.json's figures, epoch by epoch (as float32).
+  const nlohmann::json metrics = nlohmann::json::parse(read_file(dir / "run/metrics.json"));
+  ASSERT_EQ(metrics.size(), 2u);
+  const nlohmann::json& scalars = events["scalars"];
+  for (const char* tag :
+       {"train/loss", "validation/loss", "validation/cc3/top1", "validation/cc3/top2",
+        "validation/tags/mAP", "validation/tags/f1/polka dot", "speed/images_per_second",
+        "schedule/lr_factor"}) {
+    ASSERT_TRUE(scalars.contains(tag)) << tag << " missing from " << scalars.dump().substr(0, 500);
+    ASSERT_EQ(scalars[tag].size(), 2u) << tag;
+    for (size_t epoch = 0; epoch < 2; ++epoch) EXPECT_EQ(scalars[tag][epoch][0], epoch + 1) << tag;
+  }
+  for (size_t epoch = 0; epoch < 2; ++epoch) {
+    const nlohmann::json& validation = metrics[epoch]["val"];
+    EXPECT_NEAR(scalars["validation/loss"][epoch][1].get<double>(),
+                validation["loss"].get<double>(), 1e-5);
+    EXPECT_NEAR(scalars["validation/cc3/top1"][epoch][1].get<double>(),
+                result.history[epoch].validation.head("cc3").softmax->top1_accuracy, 1e-6);
+  }
+
+  // The best epoch's confusion matrix and validation samples, as PNG images.
+  for (const char* tag : {"best_epoch/cc3_confusion", "best_epoch/validation_samples"}) {
+    ASSERT_TRUE(events["images"].contains(tag)) << events["images"].dump();
+    const nlohmann::json& image = events["images"][tag][0];
+    EXPECT_EQ(image["step"], result.best_epoch);
+    EXPECT_TRUE(image["is_png"].get<bool>());
+    EXPECT_GT(image["width"].get<int>(), 50);
+    EXPECT_GT(image["height"].get<int>(), 50);
+  }
+}
+
+TEST(TensorBoard, AFileCutMidRecordStillReadsUpToItsLastWholeRecord) {
+  TempDir dir;
+  std::filesystem::path file;
+  {
+    TensorBoardWriter writer(dir / "tb");
+    for (int step = 1; step <= 5; ++step) writer.add_scalar("loss", 1.0 / step, step);
+    file = writer.path();
+  }
+  // A crash in the middle of the last record's write.
+  std::filesystem::resize_file(file, std::filesystem::file_size(file) - 7);
+  const nlohmann::json events = read_events(dir / "tb");
+  EXPECT_EQ(events["scalars"]["loss"].size(), 4u);
+  EXPECT_GT(events["torn_tail"].get<int>(), 0);
+  EXPECT_NEAR(events["scalars"]["loss"][3][1].get<double>(), 0.25, 1e-7);
+}
+
+}  // namespace
+}  // namespace garmentnet::testing
