@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   garmentnet::cli::add_merge_predictions_command(app);
   garmentnet::cli::add_quantize_command(app);
   garmentnet::cli::add_evaluate_command(app);
+  garmentnet::cli::add_runs_command(app);
   garmentnet::cli::add_serve_command(app);
 
   try {

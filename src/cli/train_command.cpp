@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/stop_signals.h"
 #include "core/thread_pool.h"
+#include "train/mlflow_observer.h"
 #include "train/trainer.h"
 #include "train/transfer_comparison.h"
 
@@ -30,21 +31,40 @@ CLI::Option* add_choice(CLI::App& command, const std::string& flag, Target& targ
       ->type_name(type_name);
 }
 
-// The process of one command: LibTorch and the decoding pool get `threads` (0 = all cores), and
-// Ctrl-C / SIGTERM ask the run to stop at the next step instead of killing it.
+// Where a run is tracked besides its folder: --mlflow-uri, --experiment, --run-name, --log-model,
+// --mlflow-wait.
+struct TrackingFlags {
+  std::string mlflow_uri;
+  std::string experiment;
+  std::string run_name;
+  bool log_model = false;
+  double mlflow_wait_seconds = 15;
+};
+
+// The process of one command: LibTorch and the decoding pool get `threads` (0 = all cores),
+// Ctrl-C / SIGTERM ask the run to stop at the next step instead of killing it, and the run is
+// tracked in MLflow when --mlflow-uri or MLFLOW_TRACKING_URI names a store.
 struct TrainingProcess {
-  explicit TrainingProcess(int threads)
+  TrainingProcess(int threads, const TrackingFlags& tracking, const TrainOptions& options)
       : threads(threads > 0 ? threads : default_thread_count()), resources(this->threads) {
     at::set_num_threads(this->threads);
     hooks.stop_requested = &signals.requested();
+    MlflowSettings settings =
+        mlflow_settings_from(tracking.mlflow_uri, tracking.experiment, tracking.run_name);
+    if (settings.uri.empty()) return;
+    settings.final_wait =
+        std::chrono::milliseconds(static_cast<int64_t>(tracking.mlflow_wait_seconds * 1000));
+    mlflow = std::make_unique<MlflowObserver>(settings, options.out_dir, tracking.log_model);
+    hooks.observers.push_back(mlflow.get());
   }
   int threads;
   TrainingResources resources;
   StopSignals signals;
+  std::unique_ptr<MlflowObserver> mlflow;
   TrainingHooks hooks;
 };
 
-void add_training_flags(CLI::App& command, TrainOptions& o, int& threads) {
+void add_training_flags(CLI::App& command, TrainOptions& o, int& threads, TrackingFlags& tracking) {
   command
       .add_option("--data", o.data_dir, "Dataset folder: data.parquet, images/, optional task.json")
       ->required();
@@ -89,6 +109,20 @@ void add_training_flags(CLI::App& command, TrainOptions& o, int& threads) {
   command.add_flag("--resume", o.resume, "Continue the run in --out from its checkpoint");
   command.add_flag("--strict", o.strict, "Missing images and null labels are errors");
   command.add_flag("!--no-report", o.report, "Skip report.html");
+  command.add_option("--mlflow-uri", tracking.mlflow_uri,
+                     "Track the run in MLflow: http://HOST:PORT of a tracking server, file:PATH or "
+                     "a folder [default: $MLFLOW_TRACKING_URI]");
+  command.add_option("--experiment", tracking.experiment,
+                     "MLflow experiment, created if missing [default: $MLFLOW_EXPERIMENT_NAME or "
+                     "Default]");
+  command.add_option("--run-name", tracking.run_name,
+                     "MLflow run name [default: the --out folder's name]");
+  command.add_flag("--log-model", tracking.log_model, "Also send model.gnm to MLflow");
+  command
+      .add_option("--mlflow-wait", tracking.mlflow_wait_seconds,
+                  "Seconds the end of a run waits for MLflow records still unsent; the rest is "
+                  "kept for `garmentnet runs push`")
+      ->capture_default_str();
 }
 
 void print_result(const TrainResult& result) {
@@ -106,8 +140,9 @@ void print_result(const TrainResult& result) {
 void add_train_command(CLI::App& app) {
   auto options = std::make_shared<TrainOptions>();
   auto threads = std::make_shared<int>(0);
+  auto tracking = std::make_shared<TrackingFlags>();
   CLI::App* command = app.add_subcommand("train", "Train the multi-task model (transfer learning)");
-  add_training_flags(*command, *options, *threads);
+  add_training_flags(*command, *options, *threads, *tracking);
   command
       ->add_option("--backbone", options->backbone,
                    "Native architecture (small_cnn, resnet18, resnet50, mobilenet_v2, vgg16), "
@@ -126,8 +161,8 @@ void add_train_command(CLI::App& app) {
       ->add_option("--feature-views", options->feature_views,
                    "frozen: feature-cache views per image (1 = no augmentation)")
       ->capture_default_str();
-  command->callback([options, threads] {
-    TrainingProcess process(*threads);
+  command->callback([options, threads, tracking] {
+    TrainingProcess process(*threads, *tracking, *options);
     print_result(train_model(*options, process.resources, process.hooks));
   });
 }
@@ -135,11 +170,12 @@ void add_train_command(CLI::App& app) {
 void add_pretrain_command(CLI::App& app) {
   auto options = std::make_shared<TrainOptions>();
   auto threads = std::make_shared<int>(0);
+  auto tracking = std::make_shared<TrackingFlags>();
   options->epochs = 8;
   CLI::App* command = app.add_subcommand(
       "pretrain",
       "Train a backbone from scratch on a source dataset and save it for `train --backbone`");
-  add_training_flags(*command, *options, *threads);
+  add_training_flags(*command, *options, *threads, *tracking);
   command->add_option("--architecture", options->backbone, "Native architecture to pretrain")
       ->capture_default_str();
   auto compare_on = std::make_shared<std::filesystem::path>();
@@ -150,11 +186,12 @@ void add_pretrain_command(CLI::App& app) {
       "(transfer.html)");
   command->add_option("--compare-epochs", *compare_epochs, "Epochs of each comparison run")
       ->capture_default_str();
-  command->callback([options, threads, compare_on, compare_epochs] {
-    TrainingProcess process(*threads);
+  command->callback([options, threads, tracking, compare_on, compare_epochs] {
+    TrainingProcess process(*threads, *tracking, *options);
     const TrainResult result = pretrain_backbone(*options, process.resources, process.hooks);
     print_result(result);
     if (compare_on->empty() || result.interrupted) return;
+    process.hooks.observers.clear();  // the comparison's runs are not the tracked run
     TrainOptions target = *options;
     target.data_dir = *compare_on;
     target.epochs = *compare_epochs;

@@ -4,8 +4,8 @@ it was sent. Python's standard library only.
 
     fake_mlflow_server.py PORT_FILE [--fail-first N]
 
-Listens on 127.0.0.1 (a free port, written to PORT_FILE), answers 503 to the first N requests
-(a server that is starting or overloaded), and serves its state at GET /test/state. A request
+Listens on 127.0.0.1 (a free port, written to PORT_FILE), answers 503 and 429 in turn to the
+first N requests (a server that is starting, then overloaded), and serves its state at GET /test/state. A request
 that breaks the contract gets 400 with {"error_code": "INVALID_PARAMETER_VALUE", "message"} and
 is listed under "violations" in the state, so the tests see it."""
 import json
@@ -78,10 +78,14 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             state["requests"] += 1
             if fail_first > 0:
+                # 503 and 429 in turn: a server starting, then one shedding load.
                 fail_first -= 1
                 state["refused_while_failing"] += 1
-                return self.answer(503, {"error_code": "TEMPORARILY_UNAVAILABLE",
-                                         "message": "starting"})
+                if state["refused_while_failing"] % 2 == 1:
+                    return self.answer(503, {"error_code": "TEMPORARILY_UNAVAILABLE",
+                                             "message": "starting"})
+                return self.answer(429, {"error_code": "REQUEST_LIMIT_EXCEEDED",
+                                         "message": "too many requests"})
         try:
             with lock:
                 status, body = self.route(method, path, raw)
