@@ -1,16 +1,74 @@
-// `garmentnet runs`: training runs after the fact. `runs push RUN_DIR` sends the MLflow records a
-// run kept because its tracking server could not be reached.
+// `garmentnet runs`: training runs after the fact. `runs list DIR` tables every run under a
+// folder; `runs push RUN_DIR` sends the MLflow records a run kept because its tracking server
+// could not be reached.
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <iostream>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/text_table.h"
 #include "train/mlflow_tracking.h"
+#include "train/run_listing.h"
 
 namespace garmentnet::cli {
+namespace {
+
+std::string figure(const std::optional<double>& value) {
+  return value ? fmt::format("{:.3f}", *value) : "";
+}
+
+void add_list_command(CLI::App& runs) {
+  auto root = std::make_shared<std::filesystem::path>();
+  auto sort = std::make_shared<std::string>("date");
+  auto status = std::make_shared<std::string>();
+  auto backbone = std::make_shared<std::string>();
+  CLI::App* list = runs.add_subcommand("list", "Table of every training run under a folder");
+  list->add_option("DIR", *root, "Folder holding run folders (searched at any depth)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  list->add_option("--sort", *sort, "date (newest first), score (best first) or name")
+      ->check(CLI::IsMember({"date", "score", "name"}))
+      ->capture_default_str();
+  list->add_option("--status", *status, "Only runs with this status")
+      ->check(CLI::IsMember({"running", "finished", "stopped", "failed"}));
+  list->add_option("--backbone", *backbone, "Only runs of this backbone");
+  list->callback([root, sort, status, backbone] {
+    std::vector<RunSummary> runs = list_runs(*root);
+    std::erase_if(runs, [&](const RunSummary& run) {
+      return (!status->empty() && (!run.status || name_of(*run.status) != *status)) ||
+             (!backbone->empty() && run.backbone != *backbone);
+    });
+    std::sort(runs.begin(), runs.end(), [&](const RunSummary& a, const RunSummary& b) {
+      if (*sort == "score") return a.score > b.score;
+      if (*sort == "name") return a.name < b.name;
+      return a.started > b.started;
+    });
+    std::vector<std::vector<std::string>> rows;
+    for (const RunSummary& run : runs) {
+      rows.push_back({run.name, run.started, run.backbone, run.transfer,
+                      fmt::format("{}/{}", run.epochs_run, run.epochs_planned),
+                      run.best_epoch > 0 ? std::to_string(run.best_epoch) : "",
+                      run.best_epoch > 0 ? fmt::format("{:.3f}", run.score) : "", figure(run.top1),
+                      figure(run.top2), figure(run.tag_f1),
+                      run.status ? std::string(name_of(*run.status)) : "",
+                      run.detail.substr(0, 60)});
+    }
+    std::cout << format_text_table({"run", "started", "backbone", "transfer", "epochs", "best",
+                                    "score", "top1", "top2", "tag F1", "status", "detail"},
+                                   rows)
+              << runs.size() << " run(s)\n";
+  });
+}
+
+}  // namespace
 
 void add_runs_command(CLI::App& app) {
-  CLI::App* runs = app.add_subcommand("runs", "Training runs: send their kept MLflow records");
+  CLI::App* runs =
+      app.add_subcommand("runs", "Training runs: list them, send their kept MLflow records");
   runs->require_subcommand(1);
+  add_list_command(*runs);
   auto run_dir = std::make_shared<std::filesystem::path>();
   auto uri = std::make_shared<std::string>();
   CLI::App* push = runs->add_subcommand(

@@ -28,6 +28,7 @@
 #include "train/checkpoint.h"
 #include "train/feature_cache.h"
 #include "train/optimization.h"
+#include "train/run_listing.h"
 #include "train/tensorboard_observer.h"
 #include "train/train_report.h"
 #include "train/training_data.h"
@@ -133,8 +134,24 @@ class Trainer {
     observers_.push_back(&tensorboard_);
   }
 
+  // The run, with its status.json kept up to date: running, then finished, stopped or failed.
   TrainResult run() {
     open_run_directory();
+    write_run_status(out_, RunStatus::Running);
+    try {
+      train_and_report();
+    } catch (const std::exception& error) {
+      write_run_status(out_, RunStatus::Failed, error.what());
+      throw;
+    }
+    write_run_status(out_, result_.interrupted ? RunStatus::Stopped : RunStatus::Finished);
+    return result_;
+  }
+
+ private:
+  // ---- Stages ----
+
+  void train_and_report() {
     load_data();
     build_model();
     cache_features();
@@ -167,11 +184,7 @@ class Trainer {
       write_report();
     }
     for (TrainingObserver* observer : observers_) observer->on_run_end(result_);
-    return result_;
   }
-
- private:
-  // ---- Stages ----
 
   // Checks the run directory against --resume, writes config.json and starts train.log.
   void open_run_directory() {

@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "test_support.h"
+#include "train/run_listing.h"
 #include "train/tensorboard_events.h"
 
 namespace garmentnet::testing {
@@ -81,6 +82,59 @@ TEST(TensorBoard, AFileCutMidRecordStillReadsUpToItsLastWholeRecord) {
   EXPECT_EQ(events["scalars"]["loss"].size(), 4u);
   EXPECT_GT(events["torn_tail"].get<int>(), 0);
   EXPECT_NEAR(events["scalars"]["loss"][3][1].get<double>(), 0.25, 1e-7);
+}
+
+}  // namespace
+}  // namespace garmentnet::testing
+
+namespace garmentnet::testing {
+namespace {
+
+TEST(Runs, ListShowsEveryRunWithItsStatusAndBestEpoch) {
+  TempDir dir;
+  const TrainResult finished =
+      train_model(quick_train_options(dir / "runs/finished", 2), training_resources());
+  // A run that fails after it started: its data folder is missing.
+  TrainOptions broken = quick_train_options(dir / "runs/group/failed", 2);
+  broken.data_dir = dir / "no-such-data";
+  EXPECT_THROW(train_model(broken, training_resources()), InputError);
+  // A run whose process was killed, and one still running (this process).
+  std::filesystem::copy(dir / "runs/finished", dir / "runs/killed",
+                        std::filesystem::copy_options::recursive);
+  write_file_atomically(dir / "runs/killed/status.json",
+                        R"({"status": "running", "pid": 999999999})");
+  std::filesystem::copy(dir / "runs/finished", dir / "runs/running",
+                        std::filesystem::copy_options::recursive);
+  write_run_status(dir / "runs/running", RunStatus::Running);
+  // A run of a garmentnet version that wrote no status.json.
+  std::filesystem::copy(dir / "runs/finished", dir / "runs/old",
+                        std::filesystem::copy_options::recursive);
+  std::filesystem::remove(dir / "runs/old/status.json");
+
+  std::map<std::string, RunSummary> runs;
+  for (RunSummary& run : list_runs(dir / "runs")) runs.emplace(run.name, std::move(run));
+  ASSERT_EQ(runs.size(), 5u);
+  const RunSummary& done = runs.at("finished");
+  EXPECT_EQ(done.status, RunStatus::Finished);
+  EXPECT_EQ(done.backbone, "small_cnn");
+  EXPECT_EQ(done.transfer, "scratch");
+  EXPECT_EQ(done.epochs_run, 2);
+  EXPECT_EQ(done.best_epoch, finished.best_epoch);
+  EXPECT_DOUBLE_EQ(*done.top1, finished.best_metrics.head("cc3").softmax->top1_accuracy);
+  EXPECT_DOUBLE_EQ(*done.tag_f1, finished.best_metrics.head("tags").multilabel->macro_f1);
+  EXPECT_EQ(runs.at("group/failed").status, RunStatus::Failed);
+  EXPECT_NE(runs.at("group/failed").detail.find("no-such-data"), std::string::npos);
+  EXPECT_EQ(runs.at("killed").status, RunStatus::Stopped);
+  EXPECT_EQ(runs.at("running").status, RunStatus::Running);
+  EXPECT_FALSE(runs.at("old").status);
+  EXPECT_EQ(runs.at("old").best_epoch, finished.best_epoch);
+
+  const CommandResult listed =
+      run_garmentnet(fmt::format("runs list '{}' --status failed", (dir / "runs").string()));
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_NE(listed.output.find("group/failed"), std::string::npos) << listed.output;
+  EXPECT_EQ(listed.output.find("killed"), std::string::npos) << listed.output;
+  EXPECT_NE(listed.output.find("1 run(s)"), std::string::npos) << listed.output;
 }
 
 }  // namespace
