@@ -116,6 +116,14 @@ const char* reason_phrase(int status) {
   }
 }
 
+// A refusal answered by the HTTP layer itself: {"error": message} with `status`.
+HttpResponse json_refusal(int status, const std::string& message, HttpHeaders headers = {}) {
+  return {.status = status,
+          .content_type = "application/json",
+          .body = nlohmann::json{{"error", message}}.dump(),
+          .headers = std::move(headers)};
+}
+
 // One client connection as cpp-httplib's Stream, with the framing of http_framing.h between the
 // socket and the library: each request's head is read and checked here first, and the library is
 // then given exactly that request's bytes — the head, then no more body than Content-Length or
@@ -156,39 +164,9 @@ class FramedConnection final : public httplib::Stream {
       buffer_read_ += end;
       RequestHead head = parse_request_head(head_, limits_);
       framing_ = head.body;
-      if (framing_.kind == BodyFraming::Kind::Chunked || framing_.length > 0) {
-        HttpRequest request{.method = std::move(head.method),
-                            .path = head.target.substr(0, head.target.find('?')),
-                            .headers = std::move(head.headers)};
-        int port = 0;
-        get_remote_ip_and_port(request.remote_address, port);
-        if (std::optional<HttpResponse> answer = check_head_(request)) {
-          refuse(*answer);
-          return false;
-        }
-        const uint64_t body_bytes =
-            framing_.kind == BodyFraming::Kind::Chunked ? limits_.max_body_bytes : framing_.length;
-        std::optional<AdmissionBudget::Share> share =
-            body_bytes_in_flight_.try_take(static_cast<int64_t>(body_bytes));
-        if (!share) {
-          refuse({.status = 429,
-                  .content_type = "application/json",
-                  .body = nlohmann::json{{"error",
-                                          fmt::format("the server holds {} bytes of other "
-                                                      "requests; this one's {} do not fit beside "
-                                                      "them (--max-mib-in-flight): retry later",
-                                                      body_bytes_in_flight_.taken(), body_bytes)}}
-                              .dump(),
-                  .headers = {{"Retry-After", "1"}}});
-          return false;
-        }
-        body_share_ = std::move(*share);
-      }
+      if (!admit_body(std::move(head))) return false;
     } catch (const HttpFramingError& e) {
-      refuse({.status = e.status,
-              .content_type = "application/json",
-              .body = nlohmann::json{{"error", e.what()}}.dump(),
-              .headers = {}});
+      refuse(json_refusal(e.status, e.what()));
       return false;
     }
     body_left_ = framing_.length;
@@ -252,10 +230,7 @@ class FramedConnection final : public httplib::Stream {
       try {
         n = chunks_.feed(unread_bytes().substr(0, n));
       } catch (const HttpFramingError& e) {
-        refuse({.status = e.status,
-                .content_type = "application/json",
-                .body = nlohmann::json{{"error", e.what()}}.dump(),
-                .headers = {}});
+        refuse(json_refusal(e.status, e.what()));
         return -1;
       }
     }
@@ -301,6 +276,38 @@ class FramedConnection final : public httplib::Stream {
     const ssize_t n = ::recv(socket_, buffer_.data() + old_size, 16 << 10, 0);
     buffer_.resize(old_size + static_cast<size_t>(std::max<ssize_t>(n, 0)));
     return n > 0;
+  }
+
+  // Whether the body of the request with `head` may be read: a request without a body always; one
+  // with a body when the head check lets it through and it fits in the bytes in flight (its share
+  // is then held until it is answered). Otherwise it is refused here.
+  bool admit_body(RequestHead head) {
+    if (framing_.kind == BodyFraming::Kind::None ||
+        (framing_.kind == BodyFraming::Kind::Length && framing_.length == 0))
+      return true;
+    HttpRequest request{.method = std::move(head.method),
+                        .path = head.target.substr(0, head.target.find('?')),
+                        .headers = std::move(head.headers)};
+    int port = 0;
+    get_remote_ip_and_port(request.remote_address, port);
+    if (std::optional<HttpResponse> answer = check_head_(request)) {
+      refuse(*answer);
+      return false;
+    }
+    const uint64_t body_bytes =
+        framing_.kind == BodyFraming::Kind::Chunked ? limits_.max_body_bytes : framing_.length;
+    std::optional<AdmissionBudget::Share> share =
+        body_bytes_in_flight_.try_take(static_cast<int64_t>(body_bytes));
+    if (!share) {
+      refuse(json_refusal(429,
+                          fmt::format("the server holds {} bytes of other requests; this one's {} "
+                                      "do not fit beside them (--max-mib-in-flight): retry later",
+                                      body_bytes_in_flight_.taken(), body_bytes),
+                          {{"Retry-After", "1"}}));
+      return false;
+    }
+    body_share_ = std::move(*share);
+    return true;
   }
 
   // Answers the current request before its body is read, and marks the connection for closing.

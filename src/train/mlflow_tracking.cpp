@@ -393,7 +393,7 @@ void MlflowRun::send_in_background() {
   auto backoff = 250ms;
   bool warned = false;
   for (;;) {
-    changed_.wait(lock, [this] { return !queue_.empty() || closing_; });
+    changed_.wait(lock, [this] { return !queue_.empty() || finished_; });
     if (queue_.empty() || finished_) return;
     const nlohmann::json record = queue_.front();
     const std::string run_id = run_id_;
@@ -445,7 +445,6 @@ void MlflowRun::finish(const std::string& status) {
   std::unique_lock lock(mutex_);
   if (finished_) return;
   queue_.push_back({{"kind", "end"}, {"status", status}, {"end_time", mlflow_timestamp_ms()}});
-  closing_ = true;
   changed_.notify_all();
   changed_.wait_for(lock, settings_.final_wait, [this] { return queue_.empty() && !in_flight_; });
   finished_ = true;

@@ -92,7 +92,6 @@ class MlflowRun {
   std::deque<nlohmann::json> queue_;
   std::string run_id_;
   bool in_flight_ = false;  // the front record is being applied
-  bool closing_ = false;
   bool finished_ = false;
   std::thread sender_;
 };
