@@ -7,7 +7,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_MAXSIZE ?= 4G
 
-.PHONY: all deps configure build test test-browser fuzz bench-serve demo bench asan format check-format clean
+.PHONY: all deps configure build test test-browser fuzz bench-serve bench-tracking demo bench asan format check-format clean
 
 all: build
 
@@ -35,6 +35,11 @@ fuzz: deps
 # Load benchmark of `serve` with wrk; figures in docs/serving-benchmarks.md.
 bench-serve: build
 	@scripts/bench-serve.sh $(BUILD_DIR)/garmentnet
+
+# What MLflow tracking costs a training run (responsive, silent server, file store); figures in
+# docs/tracking.md.
+bench-tracking: build
+	@scripts/bench-tracking.sh $(BUILD_DIR)
 
 demo: build
 	@scripts/demo.sh $(BUILD_DIR)/garmentnet

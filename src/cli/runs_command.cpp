@@ -1,6 +1,6 @@
 // `garmentnet runs`: training runs after the fact. `runs list DIR` tables every run under a
-// folder; `runs push RUN_DIR` sends the MLflow records a run kept because its tracking server
-// could not be reached.
+// folder; `runs compare RUN_DIR...` puts runs side by side on an HTML page; `runs push RUN_DIR`
+// sends the MLflow records a run kept because its tracking server could not be reached.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/text_table.h"
 #include "train/mlflow_tracking.h"
+#include "train/run_comparison.h"
 #include "train/run_listing.h"
 
 namespace garmentnet::cli {
@@ -62,13 +63,32 @@ void add_list_command(CLI::App& runs) {
   });
 }
 
+void add_compare_command(CLI::App& runs) {
+  auto run_dirs = std::make_shared<std::vector<std::filesystem::path>>();
+  auto out = std::make_shared<std::filesystem::path>("comparison");
+  CLI::App* compare = runs.add_subcommand(
+      "compare",
+      "An HTML page of several runs: their curves overlaid, the options that differ, their best "
+      "epochs side by side");
+  compare->add_option("RUN_DIR", *run_dirs, "Two or more run folders")->required();
+  compare->add_option("--out", *out, "Folder for compare.html and its charts")
+      ->capture_default_str();
+  compare->callback([run_dirs, out] {
+    if (run_dirs->size() < 2)
+      fail("runs compare needs two or more run folders; {} given", run_dirs->size());
+    write_run_comparison(*run_dirs, *out);
+    spdlog::info("wrote {}", (*out / "compare.html").string());
+  });
+}
+
 }  // namespace
 
 void add_runs_command(CLI::App& app) {
-  CLI::App* runs =
-      app.add_subcommand("runs", "Training runs: list them, send their kept MLflow records");
+  CLI::App* runs = app.add_subcommand(
+      "runs", "Training runs: list them, compare them, send their kept MLflow records");
   runs->require_subcommand(1);
   add_list_command(*runs);
+  add_compare_command(*runs);
   auto run_dir = std::make_shared<std::filesystem::path>();
   auto uri = std::make_shared<std::string>();
   CLI::App* push = runs->add_subcommand(

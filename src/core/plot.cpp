@@ -250,7 +250,7 @@ std::string gnuplot_quote(std::string_view text) {
 void write_line_chart(const LineChart& chart, const fs::path& png) {
   ChartScript script(chart.style);
   script << "set grid ytics linecolor rgb '#dddddd' linewidth 1 dashtype 1"
-         << "set key top right";
+         << (chart.key_below ? "set key below" : "set key top right");
   if (chart.log_y) script << "set logscale y";
   std::vector<std::string> plots;
   for (std::size_t s = 0; s < chart.series.size(); ++s) {

@@ -33,7 +33,8 @@ struct LineSeries {
 struct LineChart {
   ChartStyle style;
   std::vector<LineSeries> series;
-  bool log_y = false;  // logarithmic y axis (losses); values must then be > 0
+  bool log_y = false;      // logarithmic y axis (losses); values must then be > 0
+  bool key_below = false;  // the legend under the chart instead of in its top right corner
 };
 
 // Bars for each category; several series are drawn side by side within a category.

@@ -55,21 +55,26 @@ class RestStore final : public MlflowStore {
   explicit RestStore(const MlflowSettings& settings) : uri_(settings.uri) {
     // http://host[:port][/prefix]: the client takes scheme, host and port; the prefix goes before
     // every path (a server behind a reverse proxy at a sub-path).
-    const size_t path_start = uri_.find('/', std::string_view("http://").size());
+    const size_t path_start = uri_.find('/', uri_.find("://") + 3);
     const std::string origin = uri_.substr(0, path_start);
     if (path_start != std::string::npos) prefix_ = uri_.substr(path_start);
     while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
     client_ = std::make_unique<httplib::Client>(origin);
-    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(settings.request_timeout);
-    client_->set_connection_timeout(seconds);
-    client_->set_read_timeout(seconds);
-    client_->set_write_timeout(seconds);
+    client_->set_connection_timeout(std::min(settings.connect_timeout, settings.request_timeout));
+    client_->set_read_timeout(settings.request_timeout);
+    client_->set_write_timeout(settings.request_timeout);
+    if (!settings.ca_certificates.empty()) client_->set_ca_cert_path(settings.ca_certificates);
+    client_->enable_server_certificate_verification(!settings.insecure_tls);
     if (!settings.token.empty()) {
       client_->set_bearer_token_auth(settings.token);
     } else if (!settings.username.empty()) {
       client_->set_basic_auth(settings.username, settings.password);
     }
   }
+
+  // httplib's stop() shuts the socket of a request in progress down (the one thing it may do
+  // from another thread), so the request fails at once.
+  void interrupt() override { client_->stop(); }
 
   std::string apply(const nlohmann::json& record, const std::string& run_id) override {
     const std::string kind = record.at("kind");
@@ -100,6 +105,12 @@ class RestStore final : public MlflowStore {
   };
 
   Answer answer_of(const httplib::Result& result, const std::string& what) const {
+    if (result.error() == httplib::Error::SSLServerVerification) {
+      throw MlflowUnavailable(fmt::format(
+          "{}'s TLS certificate is not trusted (set MLFLOW_TRACKING_SERVER_CERT_PATH to a file "
+          "of its CA's certificates, or MLFLOW_TRACKING_INSECURE_TLS=true to skip the check)",
+          uri_));
+    }
     if (!result) {
       throw MlflowUnavailable(fmt::format("{} unreachable ({}) for {}", uri_,
                                           httplib::to_string(result.error()), what));
@@ -341,18 +352,21 @@ MlflowSettings mlflow_settings_from(const std::string& uri_flag, const std::stri
   settings.username = environment("MLFLOW_TRACKING_USERNAME");
   settings.password = environment("MLFLOW_TRACKING_PASSWORD");
   settings.token = environment("MLFLOW_TRACKING_TOKEN");
+  settings.ca_certificates = environment("MLFLOW_TRACKING_SERVER_CERT_PATH");
+  settings.insecure_tls = environment("MLFLOW_TRACKING_INSECURE_TLS") == "true";
   return settings;
 }
 
 std::unique_ptr<MlflowStore> open_mlflow_store(const MlflowSettings& settings) {
   const std::string& uri = settings.uri;
-  if (uri.starts_with("http://")) return std::make_unique<RestStore>(settings);
+  if (uri.starts_with("http://") || uri.starts_with("https://"))
+    return std::make_unique<RestStore>(settings);
   if (uri.starts_with("file://")) return std::make_unique<FileStore>(uri.substr(7));
   if (uri.starts_with("file:")) return std::make_unique<FileStore>(uri.substr(5));
   if (uri.find("://") != std::string::npos || uri.starts_with("databricks")) {
     fail(
-        "MLflow tracking URI {} is not supported: use http://HOST:PORT of a tracking server (put "
-        "TLS in front of it on a proxy garmentnet reaches over http), file:PATH or a folder",
+        "MLflow tracking URI {} is not supported: use http(s)://HOST:PORT of a tracking server, "
+        "file:PATH or a folder",
         uri);
   }
   return std::make_unique<FileStore>(uri);
@@ -449,6 +463,13 @@ void MlflowRun::finish(const std::string& status) {
   changed_.wait_for(lock, settings_.final_wait, [this] { return queue_.empty() && !in_flight_; });
   finished_ = true;
   changed_.notify_all();
+  // A request to a server that does not answer is cut short, so the run ends after final_wait
+  // rather than after the request's own timeout. Repeated: a request may be between connecting
+  // and sending when it is first cut.
+  while (in_flight_) {
+    store_->interrupt();
+    changed_.wait_for(lock, 100ms, [this] { return !in_flight_; });
+  }
   lock.unlock();
   sender_.join();
   if (queue_.empty()) return;

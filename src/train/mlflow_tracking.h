@@ -27,14 +27,18 @@ struct MlflowSettings {
   std::string run_name;
   std::string username;  // basic auth
   std::string password;
-  std::string token;                                 // bearer token (instead of basic auth)
+  std::string token;            // bearer token (instead of basic auth)
+  std::string ca_certificates;  // https: a file of trusted CA certificates; "" = the system's
+  bool insecure_tls = false;    // https: no check of the server's certificate
   std::chrono::milliseconds final_wait{15000};       // at the end, for records still unsent
   std::chrono::milliseconds request_timeout{10000};  // one HTTP request
+  std::chrono::milliseconds connect_timeout{3000};   // its connection, within request_timeout
 };
 
 // The settings of the flags, where given, else of MLflow's standard environment variables
 // (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, MLFLOW_TRACKING_USERNAME / _PASSWORD,
-// MLFLOW_TRACKING_TOKEN). The experiment defaults to "Default", MLflow's own.
+// MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_SERVER_CERT_PATH, MLFLOW_TRACKING_INSECURE_TLS). The
+// experiment defaults to "Default", MLflow's own.
 MlflowSettings mlflow_settings_from(const std::string& uri_flag, const std::string& experiment_flag,
                                     const std::string& run_name);
 
@@ -60,9 +64,12 @@ class MlflowStore {
   // Applies `record` to run `run_id` ("" before the start); returns the run id (the new one for a
   // start). MlflowUnavailable or MlflowRefused when it was not applied.
   virtual std::string apply(const nlohmann::json& record, const std::string& run_id) = 0;
+  // Makes an apply() in progress on another thread end now, as unavailable (a request to a server
+  // that does not answer). Stores whose apply() never waits on the network do nothing.
+  virtual void interrupt() {}
 };
 
-// The store `settings.uri` names; InputError for a URI of another kind (https, s3, ...).
+// The store `settings.uri` names; InputError for a URI of another kind (s3, databricks, ...).
 std::unique_ptr<MlflowStore> open_mlflow_store(const MlflowSettings& settings);
 
 // The records of one run, sent in order by a background thread.
@@ -78,7 +85,8 @@ class MlflowRun {
   // Queues a record (never blocks on the store).
   void add(nlohmann::json record);
   // Queues the end record with `status`, waits up to settings.final_wait for the queue to empty,
-  // and writes what is left to the pending file (with a warning naming `garmentnet runs push`).
+  // cuts short a request still in progress, and writes what is left to the pending file (with a
+  // warning naming `garmentnet runs push`).
   void finish(const std::string& status);
 
  private:

@@ -29,19 +29,19 @@ std::string local_time(std::time_t time) {
   return text;
 }
 
-// The JSON document in `file`; a discarded value when it is missing or not JSON.
-nlohmann::json read_json_file(const fs::path& file) {
+}  // namespace
+
+nlohmann::json read_run_file(const fs::path& file) {
   std::error_code error;
   if (!fs::is_regular_file(file, error)) return nlohmann::json(nlohmann::json::value_t::discarded);
   return nlohmann::json::parse(read_file(file), nullptr, /*allow_exceptions=*/false);
 }
 
-RunSummary summarize(const fs::path& root, const fs::path& folder) {
+RunSummary summarize_run(const fs::path& folder, std::string name) {
   RunSummary run;
   run.folder = folder;
-  run.name = fs::relative(folder, root).generic_string();
-  if (run.name == ".") run.name = folder.filename().string();
-  const nlohmann::json config = read_json_file(folder / "config.json");
+  run.name = std::move(name);
+  const nlohmann::json config = read_run_file(folder / "config.json");
   run.backbone = config.value("backbone", "");
   run.transfer = config.value("transfer", "");
   run.epochs_planned = config.value("epochs", 0);
@@ -53,7 +53,7 @@ RunSummary summarize(const fs::path& root, const fs::path& folder) {
         local_time(std::chrono::system_clock::to_time_t(std::chrono::file_clock::to_sys(written)));
   }
   if (fs::exists(folder / "metrics.json")) {
-    const TrainingHistory history = history_from_json(read_json_file(folder / "metrics.json"));
+    const TrainingHistory history = history_from_json(read_run_file(folder / "metrics.json"));
     run.epochs_run = static_cast<int>(history.size());
     for (const EpochRecord& record : history) {
       const double value = by_loss ? -record.validation.loss : record.validation.score;
@@ -71,7 +71,7 @@ RunSummary summarize(const fs::path& root, const fs::path& folder) {
       }
     }
   }
-  const nlohmann::json status = read_json_file(folder / "status.json");
+  const nlohmann::json status = read_run_file(folder / "status.json");
   if (status.is_object()) {
     for (const auto& [value, name] : kStatusNames)
       if (status.value("status", "") == name) run.status = value;
@@ -85,8 +85,6 @@ RunSummary summarize(const fs::path& root, const fs::path& folder) {
   }
   return run;
 }
-
-}  // namespace
 
 std::string_view name_of(RunStatus status) {
   for (const auto& [value, name] : kStatusNames)
@@ -111,7 +109,8 @@ std::vector<RunSummary> list_runs(const fs::path& root) {
       const fs::path folder = entry->path().parent_path();
       if (!fs::exists(folder / "metrics.json") && !fs::exists(folder / "status.json")) continue;
       try {
-        runs.push_back(summarize(root, folder));
+        std::string name = fs::relative(folder, root).generic_string();
+        runs.push_back(summarize_run(folder, name == "." ? folder.filename().string() : name));
       } catch (const std::exception& failure) {
         spdlog::warn("{} skipped: {}", folder.string(), failure.what());
       }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +38,13 @@ struct RunSummary {
   std::optional<RunStatus> status;   // none for runs of garmentnet versions without status.json
   std::string detail;                // the error of a failed run
 };
+
+// What `folder` says of its run, under the name `name`.
+RunSummary summarize_run(const std::filesystem::path& folder, std::string name);
+
+// A run folder's JSON file (config.json, metrics.json, status.json); a discarded value when it is
+// missing or not JSON.
+nlohmann::json read_run_file(const std::filesystem::path& file);
 
 // Every run folder (a folder with config.json and metrics.json or status.json) under `root`,
 // nested ones included; folders that cannot be read are skipped with a warning.

@@ -14,6 +14,7 @@
 
 #include "core/atomic_file.h"
 #include "test_support.h"
+#include "train/mlflow_tracking.h"
 
 namespace garmentnet::testing {
 namespace {
@@ -23,12 +24,22 @@ using Clock = std::chrono::steady_clock;
 // The stand-in server, started in the background on a free port of 127.0.0.1.
 class FakeMlflowServer {
  public:
-  explicit FakeMlflowServer(int fail_first = 0) {
+  // With `tls`, it speaks https with a certificate for 127.0.0.1 (certificate() is its file).
+  explicit FakeMlflowServer(int fail_first = 0, bool tls = false) : tls_(tls) {
     const auto port_file = dir_ / "port";
-    const CommandResult started = run_shell(
-        fmt::format("/usr/bin/python3 {}/tests/python/fake_mlflow_server.py '{}' --fail-first {} "
-                    ">/dev/null 2>&1 & echo $!",
-                    GARMENTNET_SOURCE_DIR, port_file.string(), fail_first));
+    std::string options = fmt::format("--fail-first {}", fail_first);
+    if (tls) {
+      const CommandResult made = run_shell(fmt::format(
+          "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext "
+          "subjectAltName=IP:127.0.0.1 -keyout '{0}/key.pem' -out '{0}/cert.pem'",
+          dir_.path().string()));
+      EXPECT_EQ(made.exit_code, 0) << made.output;
+      options += fmt::format(" --tls '{0}/cert.pem' '{0}/key.pem'", dir_.path().string());
+    }
+    const CommandResult started =
+        run_shell(fmt::format("/usr/bin/python3 {}/tests/python/fake_mlflow_server.py '{}' {} "
+                              ">/dev/null 2>&1 & echo $!",
+                              GARMENTNET_SOURCE_DIR, port_file.string(), options));
     pid_ = std::stoi(started.output);
     const auto deadline = Clock::now() + std::chrono::seconds(20);
     while (!std::filesystem::exists(port_file) && Clock::now() < deadline)
@@ -39,15 +50,18 @@ class FakeMlflowServer {
   FakeMlflowServer(const FakeMlflowServer&) = delete;
   FakeMlflowServer& operator=(const FakeMlflowServer&) = delete;
 
-  std::string uri() const { return fmt::format("http://127.0.0.1:{}", port_); }
+  std::string uri() const { return fmt::format("http{}://127.0.0.1:{}", tls_ ? "s" : "", port_); }
+  std::filesystem::path certificate() const { return dir_ / "cert.pem"; }
   nlohmann::json state() const {
-    httplib::Client client("127.0.0.1", port_);
+    httplib::Client client(uri());
+    client.enable_server_certificate_verification(false);
     const auto result = client.Get("/test/state");
     return result ? nlohmann::json::parse(result->body) : nlohmann::json();
   }
 
  private:
   TempDir dir_;
+  bool tls_;
   int pid_ = 0;
   int port_ = 0;
 };
@@ -146,6 +160,64 @@ TEST(Mlflow, AServerThatIsDownNeitherStopsTrainingNorLosesTheRecords) {
   expect_complete_run(server.state(), dir / "run", /*with_report_and_model=*/false);
   // Nothing is left to send.
   EXPECT_NE(run_garmentnet(fmt::format("runs push '{}'", (dir / "run").string())).exit_code, 0);
+}
+
+TEST(Mlflow, AnHttpsServerGetsTheRunWhenItsCertificateIsTrustedAndNothingWhenNot) {
+  FakeMlflowServer server(/*fail_first=*/0, /*tls=*/true);
+  TempDir dir;
+  // Its self-made certificate is not one the system trusts: the records are kept, and the warning
+  // says what to set.
+  const CommandResult untrusted = run_garmentnet(train_arguments(
+      dir / "untrusted", "--no-report --mlflow-wait 1 --mlflow-uri " + server.uri()));
+  ASSERT_EQ(untrusted.exit_code, 0) << untrusted.output;
+  EXPECT_NE(untrusted.output.find("certificate is not trusted"), std::string::npos)
+      << untrusted.output;
+  EXPECT_NE(untrusted.output.find("MLFLOW_TRACKING_SERVER_CERT_PATH"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(dir / "untrusted/mlflow-pending.json"));
+  EXPECT_TRUE(server.state()["runs"].empty());
+
+  // Trusted through MLflow's own variable.
+  const CommandResult trusted = run_shell(fmt::format(
+      "MLFLOW_TRACKING_SERVER_CERT_PATH='{}' {} {}", server.certificate().string(),
+      GARMENTNET_BINARY, train_arguments(dir / "run", "--no-report --mlflow-uri " + server.uri())));
+  ASSERT_EQ(trusted.exit_code, 0) << trusted.output;
+  expect_complete_run(server.state(), dir / "run", /*with_report_and_model=*/false);
+}
+
+TEST(Mlflow, AServerThatNeverAnswersHoldsTheEndOfARunOnlyForItsWait) {
+  // A server whose socket listens but never reads or answers: connections complete in the
+  // kernel's backlog, requests wait for their timeout.
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  TempDir dir;
+  MlflowSettings settings{.uri = fmt::format("http://127.0.0.1:{}", ntohs(address.sin_port)),
+                          .experiment = "garments-test",
+                          .final_wait = std::chrono::milliseconds(1000),
+                          .request_timeout = std::chrono::milliseconds(60000)};
+  const auto started = Clock::now();
+  {
+    MlflowRun run(settings, mlflow_pending_file(dir.path()));
+    run.add({{"kind", "start"},
+             {"experiment", "garments-test"},
+             {"run_name", "r"},
+             {"start_time", mlflow_timestamp_ms()},
+             {"tags", nlohmann::json::array()}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its request is waiting
+    run.finish("FINISHED");
+  }
+  // The final wait and a little, not the request's 60 s.
+  EXPECT_LT(Clock::now() - started, std::chrono::seconds(10));
+  const nlohmann::json pending = nlohmann::json::parse(read_file(mlflow_pending_file(dir.path())));
+  ASSERT_EQ(pending["records"].size(), 2u) << pending.dump();
+  EXPECT_EQ(pending["records"][0]["kind"], "start");
+  EXPECT_EQ(pending["records"][1]["status"], "FINISHED");
+  ::close(listener);
 }
 
 TEST(Mlflow, AFileUriWritesMlflowsFileStoreLayout) {

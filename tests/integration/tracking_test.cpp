@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "test_support.h"
+#include "train/run_comparison.h"
 #include "train/run_listing.h"
 #include "train/tensorboard_events.h"
 
@@ -135,6 +136,76 @@ TEST(Runs, ListShowsEveryRunWithItsStatusAndBestEpoch) {
   EXPECT_NE(listed.output.find("group/failed"), std::string::npos) << listed.output;
   EXPECT_EQ(listed.output.find("killed"), std::string::npos) << listed.output;
   EXPECT_NE(listed.output.find("1 run(s)"), std::string::npos) << listed.output;
+}
+
+// The cells of the first table row of `html` whose first cell is `name`; none when there is none.
+std::vector<std::string> table_row(const std::string& html, const std::string& name) {
+  const size_t at = html.find(">" + name + "</td>");
+  if (at == std::string::npos) return {};
+  const size_t end = html.find("</tr>", at);
+  std::vector<std::string> cells;
+  for (size_t cell = html.rfind("<tr>", at); (cell = html.find("<td", cell)) < end;) {
+    const size_t text = html.find('>', cell) + 1;
+    cell = html.find("</td>", text);
+    cells.push_back(html.substr(text, cell - text));
+  }
+  return cells;
+}
+
+TEST(Runs, CompareShowsTheOptionsThatDifferTheBestEpochsAndTheCurves) {
+  TempDir dir;
+  TrainOptions first = quick_train_options(dir / "runs/a", 2);
+  TrainOptions second = quick_train_options(dir / "runs/b", 3);
+  second.head_lr = 0.01;
+  const TrainResult a = train_model(first, training_resources());
+  const TrainResult b = train_model(second, training_resources());
+  const std::string run_a = (dir / "runs/a").string();
+  const std::string run_b = (dir / "runs/b").string();
+
+  const CommandResult compared = run_garmentnet(
+      fmt::format("runs compare '{}' '{}' --out '{}'", run_a, run_b, (dir / "cmp").string()));
+  ASSERT_EQ(compared.exit_code, 0) << compared.output;
+  const std::string html = read_file(dir / "cmp/compare.html");
+  // The options that differ, with each run's value, and none of those that are the same.
+  EXPECT_EQ(table_row(html, "epochs"), (std::vector<std::string>{"epochs", "2", "3"})) << html;
+  EXPECT_EQ(table_row(html, "head_lr").size(), 3u);
+  EXPECT_TRUE(table_row(html, "image_size").empty());
+  EXPECT_TRUE(table_row(html, "out").empty());
+  // Each run's best-epoch figures side by side, as metrics.json has them.
+  const double top1_a = a.best_metrics.head("cc3").softmax->top1_accuracy;
+  const double top1_b = b.best_metrics.head("cc3").softmax->top1_accuracy;
+  EXPECT_EQ(
+      table_row(html, "validation/cc3/top1"),
+      (std::vector<std::string>{"validation/cc3/top1", fmt::format("{:.4f}", top1_a),
+                                fmt::format("{:.4f}", top1_b), top1_b > top1_a ? run_b : run_a}));
+  EXPECT_EQ(table_row(html, "best epoch"),
+            (std::vector<std::string>{"best epoch", std::to_string(a.best_epoch),
+                                      std::to_string(b.best_epoch), ""}));
+  // The curves, as PNG images the page shows.
+  for (const char* chart :
+       {"validation_score", "validation_loss", "validation_cc3_top2", "validation_tags_mAP"}) {
+    const std::string file = fmt::format("plots/{}.png", chart);
+    EXPECT_NE(html.find(file), std::string::npos) << file;
+    EXPECT_EQ(read_file(dir / "cmp" / file).substr(1, 3), "PNG") << file;
+  }
+
+  // A folder that is not a run is named, with what to give instead.
+  const CommandResult refused = run_garmentnet(fmt::format(
+      "runs compare '{}' '{}' --out '{}'", run_a, dir.path().string(), (dir / "x").string()));
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find(dir.path().string() + " is not a training run folder"),
+            std::string::npos)
+      << refused.output;
+}
+
+TEST(Runs, DifferingOptionsComparesNestedOptionsAndMissingOnes) {
+  const std::vector<nlohmann::json> configs = {
+      {{"seed", 1}, {"augmentation", {{"brightness", 0.1}, {"flip", true}}}, {"out", "a"}},
+      {{"seed", 1}, {"augmentation", {{"brightness", 0.2}, {"flip", true}}}, {"out", "b"}},
+      {{"seed", 1}, {"augmentation", {{"brightness", 0.1}, {"flip", true}}}, {"dropout", 0.5}}};
+  const std::vector<std::vector<std::string>> expected = {
+      {"augmentation.brightness", "0.1", "0.2", "0.1"}, {"dropout", "", "", "0.5"}};
+  EXPECT_EQ(differing_options(configs), expected);
 }
 
 }  // namespace

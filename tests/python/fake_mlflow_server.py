@@ -2,10 +2,10 @@
 endpoints garmentnet uses, their required fields and types, MLflow's batch limits) and keeps what
 it was sent. Python's standard library only.
 
-    fake_mlflow_server.py PORT_FILE [--fail-first N]
+    fake_mlflow_server.py PORT_FILE [--fail-first N] [--tls CERT KEY]
 
 Listens on 127.0.0.1 (a free port, written to PORT_FILE), answers 503 and 429 in turn to the
-first N requests (a server that is starting, then overloaded), and serves its state at GET /test/state. A request
+first N requests (a server that is starting, then overloaded), speaks https with --tls, and serves its state at GET /test/state. A request
 that breaks the contract gets 400 with {"error_code": "INVALID_PARAMETER_VALUE", "message"} and
 is listed under "violations" in the state, so the tests see it."""
 import json
@@ -197,6 +197,12 @@ def main():
     if "--fail-first" in sys.argv:
         fail_first = int(sys.argv[sys.argv.index("--fail-first") + 1])
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if "--tls" in sys.argv:
+        import ssl
+        at = sys.argv.index("--tls")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[at + 1], sys.argv[at + 2])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     with open(sys.argv[1] + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
     import os
