@@ -28,6 +28,8 @@ void add_train_command(CLI::App& app);
 void add_pretrain_command(CLI::App& app);
 // runs_command.cpp: training runs after the fact (sending kept MLflow records).
 void add_runs_command(CLI::App& app);
+// tune_command.cpp
+void add_tune_command(CLI::App& app);
 // serve_command.cpp: the HTTP model service.
 void add_serve_command(CLI::App& app);
 

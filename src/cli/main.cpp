@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   garmentnet::cli::add_quantize_command(app);
   garmentnet::cli::add_evaluate_command(app);
   garmentnet::cli::add_runs_command(app);
+  garmentnet::cli::add_tune_command(app);
   garmentnet::cli::add_serve_command(app);
 
   try {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/atomic_file.h"
 #include "core/stop_signals.h"
 #include "core/thread_pool.h"
 #include "train/mlflow_observer.h"
@@ -64,11 +65,32 @@ struct TrainingProcess {
   TrainingHooks hooks;
 };
 
+// The options of a config.json or a study's best_config.json; what belongs to one run (its data,
+// folder, validation rows) is left out. Flags given with --config override it.
+void apply_config_file(TrainOptions& options, const std::filesystem::path& file) {
+  const nlohmann::json config = nlohmann::json::parse(read_file(file), nullptr, false);
+  if (!config.is_object())
+    fail("--config {}: not a JSON object of training options", file.string());
+  const nlohmann::json run_keys = to_json(TrainOptions{});
+  const std::vector<std::string> settable = settable_option_names();
+  for (const auto& [name, value] : config.items()) {
+    if (std::find(settable.begin(), settable.end(), name) == settable.end() &&
+        run_keys.contains(name))
+      continue;
+    set_option(options, name, value);
+  }
+}
+
 void add_training_flags(CLI::App& command, TrainOptions& o, int& threads, TrackingFlags& tracking) {
   command
       .add_option("--data", o.data_dir, "Dataset folder: data.parquet, images/, optional task.json")
       ->required();
   command.add_option("--out", o.out_dir, "Run directory to write")->required();
+  // First, so that the flags given after it are applied over it.
+  command.add_option_function<std::filesystem::path>(
+      "--config", [&o](const std::filesystem::path& file) { apply_config_file(o, file); },
+      "Training options from a JSON file (a run's config.json, a study's best_config.json); "
+      "other flags override them");
   command.add_option("--epochs", o.epochs, "Maximum epochs")->capture_default_str();
   command.add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str();
   command.add_option("--image-size", o.image_size, "Model input side in pixels")
@@ -94,6 +116,10 @@ void add_training_flags(CLI::App& command, TrainOptions& o, int& threads, Tracki
   command
       .add_option("--validation-fraction", o.validation_fraction, "Share held out for validation")
       ->capture_default_str();
+  command.add_option("--folds", o.folds,
+                     "Cross-validation: validate on fold --fold of this many stratified folds "
+                     "(0 = off)");
+  command.add_option("--fold", o.fold, "The validation fold, 0-based, with --folds");
   add_choice(command, "--monitor", o.monitor, kMonitors,
              "Best checkpoint and early stopping on [default: score]");
   command

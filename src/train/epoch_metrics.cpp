@@ -162,6 +162,18 @@ std::string epoch_summary(const TaskSpec& spec, const EpochRecord& e, int epochs
   return summary;
 }
 
+HeadlineFigures headline_figures(const SplitMetrics& metrics) {
+  HeadlineFigures figures;
+  for (const auto& [name, head] : metrics.heads) {
+    if (head.softmax && !figures.top1) {
+      figures.top1 = head.softmax->top1_accuracy;
+      figures.top2 = head.softmax->top2_accuracy;
+    }
+    if (head.multilabel && !figures.tag_f1) figures.tag_f1 = head.multilabel->macro_f1;
+  }
+  return figures;
+}
+
 std::vector<std::pair<std::string, double>> epoch_figures(const EpochRecord& record,
                                                           size_t training_rows) {
   std::vector<std::pair<std::string, double>> out;

@@ -59,6 +59,13 @@ SplitMetrics score_split(const TaskSpec& spec, const SplitPredictions& predictio
                          const LossTotals& losses,
                          std::map<std::string, std::vector<double>>& thresholds, bool tune);
 
+// What a run is summed up by: the first softmax head's top-1/top-2 and the first multi-label
+// head's macro F1 (none where the task has no such head).
+struct HeadlineFigures {
+  std::optional<double> top1, top2, tag_f1;
+};
+HeadlineFigures headline_figures(const SplitMetrics& metrics);
+
 struct EpochRecord {
   int epoch = 0;             // 1-based
   double lr_factor = 0;      // schedule factor at the end of the epoch

@@ -61,14 +61,10 @@ RunSummary summarize_run(const fs::path& folder, std::string name) {
       if (run.best_epoch != 0 && value <= best) continue;
       run.best_epoch = record.epoch;
       run.score = by_loss ? record.validation.loss : record.validation.score;
-      run.top1 = run.top2 = run.tag_f1 = std::nullopt;
-      for (const auto& [name, head] : record.validation.heads) {
-        if (head.softmax && !run.top1) {
-          run.top1 = head.softmax->top1_accuracy;
-          run.top2 = head.softmax->top2_accuracy;
-        }
-        if (head.multilabel && !run.tag_f1) run.tag_f1 = head.multilabel->macro_f1;
-      }
+      const HeadlineFigures headline = headline_figures(record.validation);
+      run.top1 = headline.top1;
+      run.top2 = headline.top2;
+      run.tag_f1 = headline.tag_f1;
     }
   }
   const nlohmann::json status = read_run_file(folder / "status.json");

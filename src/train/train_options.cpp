@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -66,7 +68,80 @@ TransferMode resolve_transfer(const TrainOptions& o, const json& config) {
   return native ? TransferMode::Scratch : TransferMode::Finetune;
 }
 
+using OptionSetter = std::function<void(TrainOptions&, const json&)>;
+
+// A setter of a plain field; the JSON value must be of the field's kind.
+template <typename T>
+OptionSetter field_setter(T TrainOptions::*field) {
+  return [field](TrainOptions& o, const json& value) {
+    bool fits = value.is_number();
+    if constexpr (std::is_same_v<T, bool>) fits = value.is_boolean();
+    if constexpr (std::is_same_v<T, std::string>) fits = value.is_string();
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+      fits = value.is_number_integer() && (std::is_signed_v<T> || value.get<int64_t>() >= 0);
+    if (!fits) fail("a value of the wrong kind: {}", value.dump());
+    o.*field = value.get<T>();
+  };
+}
+
+// A setter of a choice: the value is one of `names`' names.
+template <typename Field, typename Names>
+OptionSetter choice_setter(Field TrainOptions::*field, const Names& names) {
+  return [field, &names](TrainOptions& o, const json& value) {
+    if (!value.is_string())
+      fail("a value of the wrong kind: {} (use {})", value.dump(), names.listed());
+    o.*field = names.parse(value.get<std::string>(), "choice");
+  };
+}
+
+const std::map<std::string, OptionSetter>& option_setters() {
+  static const std::map<std::string, OptionSetter> setters = {
+      {"backbone", field_setter(&TrainOptions::backbone)},
+      {"transfer", choice_setter(&TrainOptions::transfer, kTransferModes)},
+      {"unfreeze_blocks", field_setter(&TrainOptions::unfreeze_blocks)},
+      {"epochs", field_setter(&TrainOptions::epochs)},
+      {"batch_size", field_setter(&TrainOptions::batch_size)},
+      {"head_lr", field_setter(&TrainOptions::head_lr)},
+      {"backbone_lr", field_setter(&TrainOptions::backbone_lr)},
+      {"weight_decay", field_setter(&TrainOptions::weight_decay)},
+      {"optimizer", choice_setter(&TrainOptions::optimizer, kOptimizerKinds)},
+      {"schedule", choice_setter(&TrainOptions::schedule, kLrSchedules)},
+      {"warmup_epochs", field_setter(&TrainOptions::warmup_epochs)},
+      {"label_smoothing", field_setter(&TrainOptions::label_smoothing)},
+      {"balance_tags", field_setter(&TrainOptions::balance_tags)},
+      {"dropout", field_setter(&TrainOptions::dropout)},
+      {"validation_fraction", field_setter(&TrainOptions::validation_fraction)},
+      {"monitor", choice_setter(&TrainOptions::monitor, kMonitors)},
+      {"patience", field_setter(&TrainOptions::patience)},
+      {"image_size", field_setter(&TrainOptions::image_size)},
+      {"resize", choice_setter(&TrainOptions::resize, kResizeModes)},
+      {"augment", choice_setter(&TrainOptions::augment, kAugmentationPresets)},
+      {"feature_cache", field_setter(&TrainOptions::feature_cache)},
+      {"feature_views", field_setter(&TrainOptions::feature_views)},
+      {"seed", field_setter(&TrainOptions::seed)},
+      {"strict", field_setter(&TrainOptions::strict)}};
+  return setters;
+}
+
 }  // namespace
+
+void set_option(TrainOptions& options, const std::string& name, const json& value) {
+  const auto found = option_setters().find(name);
+  if (found == option_setters().end()) {
+    fail("option '{}' is unknown: use one of {}", name, fmt::join(settable_option_names(), ", "));
+  }
+  try {
+    found->second(options, value);
+  } catch (const InputError& error) {
+    fail("option '{}': {}", name, error.what());
+  }
+}
+
+std::vector<std::string> settable_option_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, setter] : option_setters()) names.push_back(name);
+  return names;
+}
 
 void check_options(const TrainOptions& o) {
   if (o.data_dir.empty())
@@ -78,6 +153,12 @@ void check_options(const TrainOptions& o) {
   if (o.validation.empty() && (o.validation_fraction <= 0 || o.validation_fraction >= 1)) {
     fail("--validation-fraction must be between 0 and 1 (exclusive)");
   }
+  if (o.folds != 0 && (o.folds < 2 || o.fold < 0 || o.fold >= o.folds)) {
+    fail("--folds must be at least 2 and --fold between 0 and {} (given --folds {} --fold {})",
+         std::max(o.folds - 1, 0), o.folds, o.fold);
+  }
+  if (o.folds != 0 && !o.validation.empty())
+    fail("--folds and --validation both choose the validation rows: give one of them");
   if (o.feature_views < 1) fail("--feature-views must be at least 1");
   if (o.unfreeze_blocks < 0) fail("--unfreeze-blocks must be at least 0");
   if (o.transfer == TransferMode::Scratch && !is_native_architecture(o.backbone)) {
@@ -117,6 +198,8 @@ json to_json(const TrainOptions& o) {
           {"balance_tags", o.balance_tags},
           {"dropout", o.dropout},
           {"validation_fraction", o.validation_fraction},
+          {"folds", o.folds},
+          {"fold", o.fold},
           {"monitor", kMonitors.name_of(o.monitor)},
           {"patience", o.patience},
           {"image_size", o.image_size},

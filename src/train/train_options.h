@@ -7,6 +7,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/choice_names.h"
 #include "data/augmentation_presets.h"
@@ -64,11 +65,13 @@ struct TrainOptions {
   double weight_decay = 1e-4;  // decoupled (AdamW) or L2 (SGD) weight decay
   OptimizerKind optimizer = OptimizerKind::AdamW;
   LrSchedule schedule = LrSchedule::Cosine;
-  int warmup_epochs = 1;                    // linear warm-up before the schedule
-  double label_smoothing = 0.05;            // softmax heads
-  bool balance_tags = true;                 // BCE positive weight per tag = negatives / positives
-  double dropout = 0.2;                     // before the heads
-  double validation_fraction = 0.15;        // share of the table held out when no validation file
+  int warmup_epochs = 1;              // linear warm-up before the schedule
+  double label_smoothing = 0.05;      // softmax heads
+  bool balance_tags = true;           // BCE positive weight per tag = negatives / positives
+  double dropout = 0.2;               // before the heads
+  double validation_fraction = 0.15;  // share of the table held out when no validation file
+  int folds = 0;  // > 0: validation is fold `fold` of this many stratified folds (cross-validation)
+  int fold = 0;   // 0-based
   Monitor monitor = Monitor::Score;         // best checkpoint and early stopping
   int patience = 4;                         // epochs without improvement before stopping; 0 = never
   int image_size = 64;                      // model input side (square)
@@ -92,5 +95,12 @@ TrainOptions resolve_options(const TrainOptions& requested);
 
 // config.json of a run (resolved options; also stored in the model file).
 nlohmann::json to_json(const TrainOptions& options);
+
+// Sets the option that config.json calls `name` to `value`, written as config.json writes it
+// (a number, a text, a choice's name, true/false). InputError naming the option for a name that
+// is not one of settable_option_names() or a value of the wrong kind.
+void set_option(TrainOptions& options, const std::string& name, const nlohmann::json& value);
+// The options set_option sets: every training choice (not the data, run folder or resume).
+std::vector<std::string> settable_option_names();
 
 }  // namespace garmentnet

@@ -18,18 +18,27 @@ TaskSpec dataset_task(const fs::path& data_dir) {
   return fs::exists(task_file) ? TaskSpec::load(task_file) : TaskSpec::garments();
 }
 
-std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const LabelledDataset& data,
-                                                                     double fraction,
-                                                                     uint64_t seed) {
+namespace {
+
+// The rows of each category (rows without one: their own stratum), each shuffled by `seed`.
+std::map<int64_t, std::vector<size_t>> shuffled_strata(const LabelledDataset& data, uint64_t seed) {
   std::map<int64_t, std::vector<size_t>> strata;
   const HeadSpec* category = data.spec.category_head();
   for (size_t i = 0; i < data.size(); ++i) {
     strata[category ? data.labels.at(category->name)[i] : 0].push_back(i);
   }
   std::mt19937_64 rng(seed);
+  for (auto& [label, members] : strata) std::shuffle(members.begin(), members.end(), rng);
+  return strata;
+}
+
+}  // namespace
+
+std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const LabelledDataset& data,
+                                                                     double fraction,
+                                                                     uint64_t seed) {
   std::vector<size_t> kept, held_out;
-  for (auto& [label, members] : strata) {
-    std::shuffle(members.begin(), members.end(), rng);
+  for (auto& [label, members] : shuffled_strata(data, seed)) {
     const auto count =
         static_cast<size_t>(std::llround(fraction * static_cast<double>(members.size())));
     held_out.insert(held_out.end(), members.begin(),
@@ -44,11 +53,33 @@ std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const Label
   return {kept, held_out};
 }
 
+std::vector<int> stratified_folds(const LabelledDataset& data, int folds, uint64_t seed) {
+  if (folds < 2 || data.size() < static_cast<size_t>(folds))
+    fail("{} rows cannot be split into {} folds", data.size(), folds);
+  std::vector<int> fold_of(data.size());
+  // Dealt on from stratum to stratum, so the folds' sizes differ by at most one row.
+  int next = 0;
+  for (const auto& [label, members] : shuffled_strata(data, seed)) {
+    for (const size_t row : members) {
+      fold_of[row] = next;
+      next = (next + 1) % folds;
+    }
+  }
+  return fold_of;
+}
+
 TrainingSplits load_training_splits(const TrainOptions& options) {
   const TaskSpec task = dataset_task(options.data_dir);
   const DatasetOptions data_options{.strict = options.strict, .derive_classes = true};
   LabelledDataset all = load_labelled_dataset(options.data_dir / "data.parquet",
                                               options.data_dir / "images", task, data_options);
+  if (options.folds > 0) {
+    const std::vector<int> fold_of = stratified_folds(all, options.folds, options.seed);
+    std::vector<size_t> train_rows, validation_rows;
+    for (size_t row = 0; row < all.size(); ++row)
+      (fold_of[row] == options.fold ? validation_rows : train_rows).push_back(row);
+    return {all.subset(train_rows), all.subset(validation_rows)};
+  }
   if (options.validation.empty()) {
     const auto [train_rows, validation_rows] =
         stratified_split(all, options.validation_fraction, options.seed);

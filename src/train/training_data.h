@@ -24,8 +24,8 @@ struct TrainingSplits {
   LabelledDataset validation;  // same spec (classes) as train
 };
 
-// Loads data_dir/data.parquet; validation rows are the --validation table or a stratified
-// (by category) share of the rows, chosen by the seed.
+// Loads data_dir/data.parquet; validation rows are the --validation table, fold `fold` of
+// `folds` stratified folds, or a stratified (by category) share of the rows, chosen by the seed.
 TrainingSplits load_training_splits(const TrainOptions& options);
 
 // Rows stratified by the category head (rows without a category form their own stratum), a
@@ -34,6 +34,11 @@ TrainingSplits load_training_splits(const TrainOptions& options);
 std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const LabelledDataset& data,
                                                                      double fraction,
                                                                      uint64_t seed);
+
+// The fold (0 .. folds-1) of each row for stratified k-fold cross-validation: each stratum (as
+// in stratified_split) shuffled by the seed and dealt out in turn, so every fold holds nearly the
+// same share of every category. InputError when there are fewer rows than folds.
+std::vector<int> stratified_folds(const LabelledDataset& data, int folds, uint64_t seed);
 
 // A split with its images decoded and resized to the model input; rows whose image could not
 // be read are dropped (an InputError with strict).

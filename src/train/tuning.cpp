@@ -1,0 +1,473 @@
+#include "train/tuning.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "data/table.h"
+#include "train/trainer.h"
+
+namespace garmentnet {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::pair<SearchParameter::Kind, std::string_view> kKindNames[] = {
+    {SearchParameter::Kind::Choice, "choice"},
+    {SearchParameter::Kind::IntRange, "int"},
+    {SearchParameter::Kind::Uniform, "uniform"},
+    {SearchParameter::Kind::LogUniform, "log_uniform"}};
+
+SearchParameter parse_parameter(const std::string& name, const json& spec) {
+  SearchParameter parameter{.name = name};
+  // A plain value, or an object that is not a range, is the option's fixed value.
+  if (!spec.is_object() || spec.size() != 1) {
+    parameter.values = {spec};
+    return parameter;
+  }
+  const auto& [kind_name, arguments] = *spec.items().begin();
+  bool known = false;
+  for (const auto& [kind, kind_text] : kKindNames) {
+    if (kind_name == kind_text) {
+      parameter.kind = kind;
+      known = true;
+    }
+  }
+  if (!known)
+    fail("search space, option '{}': '{}' is unknown: use choice, int, uniform or log_uniform",
+         name, kind_name);
+  if (!arguments.is_array() || arguments.empty())
+    fail("search space, option '{}': {} takes a list", name, kind_name);
+  if (parameter.kind == SearchParameter::Kind::Choice) {
+    parameter.values = arguments.get<std::vector<json>>();
+    return parameter;
+  }
+  const bool numbers =
+      arguments.size() == 2 && arguments[0].is_number() && arguments[1].is_number();
+  if (!numbers || arguments[0].get<double>() > arguments[1].get<double>())
+    fail("search space, option '{}': {} takes [low, high] with low <= high, not {}", name,
+         kind_name, arguments.dump());
+  parameter.low = arguments[0].get<double>();
+  parameter.high = arguments[1].get<double>();
+  if (parameter.kind == SearchParameter::Kind::LogUniform && parameter.low <= 0)
+    fail("search space, option '{}': log_uniform needs low > 0", name);
+  if (parameter.kind == SearchParameter::Kind::IntRange &&
+      (!arguments[0].is_number_integer() || !arguments[1].is_number_integer()))
+    fail("search space, option '{}': int takes whole numbers, not {}", name, arguments.dump());
+  return parameter;
+}
+
+// The options of trial `trial` (1-based): drawn from its own random stream (so a resumed study
+// draws the same), or the trial-th point of the grid, the last option changing fastest.
+json trial_config(const std::vector<SearchParameter>& space, SearchStrategy strategy, uint64_t seed,
+                  int trial) {
+  json config = json::object();
+  if (strategy == SearchStrategy::Random) {
+    std::mt19937_64 rng(seed * 1000003u + static_cast<uint64_t>(trial));
+    for (const SearchParameter& parameter : space) config[parameter.name] = parameter.draw(rng);
+    return config;
+  }
+  size_t index = static_cast<size_t>(trial - 1);
+  for (auto parameter = space.rbegin(); parameter != space.rend(); ++parameter) {
+    const std::vector<json> grid = parameter->grid();
+    config[parameter->name] = grid[index % grid.size()];
+    index /= grid.size();
+  }
+  return config;
+}
+
+size_t grid_size(const std::vector<SearchParameter>& space) {
+  size_t size = 1;
+  for (const SearchParameter& parameter : space) size *= parameter.grid().size();
+  return size;
+}
+
+json fold_to_json(const FoldResult& fold) {
+  json out = {{"fold", fold.fold},
+              {"score", fold.score},
+              {"best_epoch", fold.best_epoch},
+              {"seconds", fold.seconds}};
+  if (fold.top1) out["top1"] = *fold.top1;
+  if (fold.top2) out["top2"] = *fold.top2;
+  if (fold.tag_f1) out["tag_f1"] = *fold.tag_f1;
+  return out;
+}
+
+FoldResult fold_from_json(const json& in) {
+  FoldResult fold{.fold = in.at("fold"),
+                  .score = in.at("score"),
+                  .best_epoch = in.at("best_epoch"),
+                  .seconds = in.at("seconds")};
+  if (in.contains("top1")) fold.top1 = in["top1"].get<double>();
+  if (in.contains("top2")) fold.top2 = in["top2"].get<double>();
+  if (in.contains("tag_f1")) fold.tag_f1 = in["tag_f1"].get<double>();
+  return fold;
+}
+
+json trial_to_json(const TrialResult& trial) {
+  json folds = json::array();
+  for (const FoldResult& fold : trial.folds) folds.push_back(fold_to_json(fold));
+  json out = {{"trial", trial.trial}, {"config", trial.config}, {"folds", folds}};
+  if (!trial.error.empty()) out["error"] = trial.error;
+  return out;
+}
+
+TrialResult trial_from_json(const json& in) {
+  TrialResult trial{.trial = in.at("trial"), .config = in.at("config")};
+  for (const json& fold : in.at("folds")) trial.folds.push_back(fold_from_json(fold));
+  trial.error = in.value("error", "");
+  return trial;
+}
+
+// A cell of trials.parquet for an option's value.
+Value cell_of(const json& value) {
+  if (value.is_number_integer() || value.is_boolean()) return value.get<int64_t>();
+  if (value.is_number()) return value.get<double>();
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+// trials.parquet: a row per trained fold (and one per trial that could not be trained), with
+// the trial's options as columns.
+void write_trials_table(const std::vector<TrialResult>& trials,
+                        const std::vector<SearchParameter>& space, const fs::path& file) {
+  std::vector<Column> columns = {{"trial", ColumnType::Int64},      {"fold", ColumnType::Int64},
+                                 {"score", ColumnType::Double},     {"top1", ColumnType::Double},
+                                 {"top2", ColumnType::Double},      {"tag_f1", ColumnType::Double},
+                                 {"best_epoch", ColumnType::Int64}, {"seconds", ColumnType::Double},
+                                 {"error", ColumnType::String}};
+  for (const SearchParameter& parameter : space) {
+    // A column's type is its values' kind: whole numbers, numbers, or text.
+    ColumnType type = ColumnType::Int64;
+    for (const TrialResult& trial : trials) {
+      const json& value = trial.config.at(parameter.name);
+      if (!value.is_number_integer() && !value.is_boolean())
+        type = value.is_number() && type != ColumnType::String ? ColumnType::Double
+                                                               : ColumnType::String;
+    }
+    columns.push_back({parameter.name, type});
+  }
+  const auto optional_cell = [](const std::optional<double>& value) -> Value {
+    return value ? Value(*value) : Value();
+  };
+  const auto add_row = [&](const TrialResult& trial, const FoldResult* fold) {
+    std::vector<Value> cells = {static_cast<int64_t>(trial.trial)};
+    if (fold) {
+      cells.insert(cells.end(),
+                   {static_cast<int64_t>(fold->fold), fold->score, optional_cell(fold->top1),
+                    optional_cell(fold->top2), optional_cell(fold->tag_f1),
+                    static_cast<int64_t>(fold->best_epoch), fold->seconds, Value()});
+    } else {
+      cells.insert(cells.end(),
+                   {Value(), Value(), Value(), Value(), Value(), Value(), Value(), trial.error});
+    }
+    for (size_t p = 0; p < space.size(); ++p) {
+      Value value = cell_of(trial.config.at(space[p].name));
+      const ColumnType type = columns[cells.size()].type;
+      if (type == ColumnType::Double && std::holds_alternative<int64_t>(value))
+        value = static_cast<double>(std::get<int64_t>(value));
+      if (type == ColumnType::String && !std::holds_alternative<std::string>(value))
+        value = trial.config.at(space[p].name).dump();
+      cells.push_back(std::move(value));
+    }
+    for (size_t c = 0; c < columns.size(); ++c) columns[c].values.push_back(cells[c]);
+  };
+  for (const TrialResult& trial : trials) {
+    for (const FoldResult& fold : trial.folds) add_row(trial, &fold);
+    if (!trial.error.empty()) add_row(trial, nullptr);
+  }
+  Table table;
+  for (Column& column : columns) table.add_column(std::move(column));
+  write_table(table, file);
+}
+
+FoldResult fold_result(int fold, const TrainResult& result) {
+  const HeadlineFigures headline = headline_figures(result.best_metrics);
+  FoldResult out{.fold = fold,
+                 .score = result.best_metrics.score,
+                 .top1 = headline.top1,
+                 .top2 = headline.top2,
+                 .tag_f1 = headline.tag_f1,
+                 .best_epoch = result.best_epoch};
+  for (const EpochRecord& record : result.history) out.seconds += record.seconds;
+  return out;
+}
+
+std::optional<size_t> best_trial(const std::vector<TrialResult>& trials, int folds) {
+  std::optional<size_t> best;
+  for (size_t i = 0; i < trials.size(); ++i) {
+    if (trials[i].complete(folds) && (!best || trials[i].mean_score() > trials[*best].mean_score()))
+      best = i;
+  }
+  return best;
+}
+
+std::string duration_text(double seconds) {
+  if (seconds < 90) return fmt::format("{:.0f} s", seconds);
+  const auto minutes = static_cast<int>(std::lround(seconds / 60));
+  return minutes >= 60 ? fmt::format("{}h{:02d}", minutes / 60, minutes % 60)
+                       : fmt::format("{} min", minutes);
+}
+
+// The study's state and its files in out_dir.
+class Study {
+ public:
+  Study(const TuneOptions& options, std::vector<SearchParameter> space)
+      : options_(options), space_(std::move(space)) {
+    TrainOptions base = options.base;
+    base.out_dir.clear();
+    settings_ = {{"space", options.space},
+                 {"strategy", kSearchStrategies.name_of(options.strategy)},
+                 {"folds", options.folds},
+                 {"seed", options.seed},
+                 {"base", to_json(base)}};
+  }
+
+  // Reads the study in out_dir, when there is one and resume is on.
+  void open() {
+    const fs::path file = options_.out_dir / "study.json";
+    if (!fs::exists(file)) {
+      if (options_.resume)
+        fail("{} holds no study to resume (no study.json)", options_.out_dir.string());
+      return;
+    }
+    if (!options_.resume) {
+      fail("{} already holds a study: add --resume to continue it, or give another --out",
+           options_.out_dir.string());
+    }
+    const json saved = json::parse(read_file(file), nullptr, false);
+    if (!saved.is_object() || saved.value("settings", json()) != settings_) {
+      fail(
+          "the study in {} was started with other settings (data, search space, strategy, folds, "
+          "seed or base options): resume it with the same ones, or give another --out",
+          options_.out_dir.string());
+    }
+    for (const json& trial : saved.at("trials")) result_.trials.push_back(trial_from_json(trial));
+  }
+
+  TrialResult& trial(int number) {
+    for (TrialResult& trial : result_.trials)
+      if (trial.trial == number) return trial;
+    result_.trials.push_back(
+        {.trial = number,
+         .config = trial_config(space_, options_.strategy, options_.seed, number)});
+    return result_.trials.back();
+  }
+
+  // study.json, trials.parquet and best_config.json, each written atomically.
+  void save() {
+    result_.best = best_trial(result_.trials, options_.folds);
+    json trials = json::array();
+    for (const TrialResult& trial : result_.trials) trials.push_back(trial_to_json(trial));
+    json study = {{"settings", settings_}, {"trials", trials}};
+    if (result_.best) {
+      const TrialResult& best = result_.trials[*result_.best];
+      study["best"] = {{"trial", best.trial},
+                       {"score_mean", best.mean_score()},
+                       {"score_spread", best.score_spread()}};
+      write_file_atomically(options_.out_dir / "best_config.json", best_config(best).dump(2));
+    }
+    write_file_atomically(options_.out_dir / "study.json", study.dump(2));
+    if (!result_.trials.empty())
+      write_trials_table(result_.trials, space_, options_.out_dir / "trials.parquet");
+  }
+
+  StudyResult& result() { return result_; }
+
+ private:
+  // The winning trial's options over the base ones, as config.json writes them.
+  json best_config(const TrialResult& trial) const {
+    TrainOptions options = options_.base;
+    for (const auto& [name, value] : trial.config.items()) set_option(options, name, value);
+    const json all = to_json(options);
+    json config = json::object();
+    // An empty text is a choice left to the run (transfer: from the backbone).
+    for (const std::string& name : settable_option_names())
+      if (all.at(name) != "") config[name] = all.at(name);
+    return config;
+  }
+
+  const TuneOptions& options_;
+  std::vector<SearchParameter> space_;
+  json settings_;
+  StudyResult result_;
+};
+
+}  // namespace
+
+std::vector<json> SearchParameter::grid() const {
+  switch (kind) {
+    case Kind::Fixed:
+    case Kind::Choice:
+      return values;
+    case Kind::IntRange: {
+      const auto from = static_cast<int64_t>(low), to = static_cast<int64_t>(high);
+      std::vector<json> points;
+      const int64_t count = to - from + 1;
+      if (count <= 10) {
+        for (int64_t value = from; value <= to; ++value) points.emplace_back(value);
+      } else {
+        for (int i = 0; i < 5; ++i) points.emplace_back(from + (to - from) * i / 4);
+      }
+      return points;
+    }
+    case Kind::Uniform:
+      return {low, (low + high) / 2, high};
+    case Kind::LogUniform:
+      return {low, std::sqrt(low * high), high};
+  }
+  return values;
+}
+
+json SearchParameter::draw(std::mt19937_64& rng) const {
+  switch (kind) {
+    case Kind::Fixed:
+      return values.front();
+    case Kind::Choice:
+      return values[std::uniform_int_distribution<size_t>(0, values.size() - 1)(rng)];
+    case Kind::IntRange:
+      return std::uniform_int_distribution<int64_t>(static_cast<int64_t>(low),
+                                                    static_cast<int64_t>(high))(rng);
+    case Kind::Uniform:
+      return std::uniform_real_distribution<double>(low, high)(rng);
+    case Kind::LogUniform:
+      return std::exp(std::uniform_real_distribution<double>(std::log(low), std::log(high))(rng));
+  }
+  return values.front();
+}
+
+std::vector<SearchParameter> parse_search_space(const json& space) {
+  if (!space.is_object() || space.empty())
+    fail("a search space is a JSON object of option name → value or range, not {}",
+         space.dump().substr(0, 80));
+  std::vector<SearchParameter> parameters;
+  for (const auto& [name, spec] : space.items()) {
+    if (name == "seed")
+      fail("search space: 'seed' is the study's own (--seed): it chooses the folds of every trial");
+    SearchParameter parameter = parse_parameter(name, spec);
+    // Every value must be one the option takes.
+    TrainOptions probe;
+    for (const json& value : parameter.kind == SearchParameter::Kind::Choice ||
+                                     parameter.kind == SearchParameter::Kind::Fixed
+                                 ? parameter.values
+                                 : parameter.grid())
+      set_option(probe, name, value);
+    parameters.push_back(std::move(parameter));
+  }
+  return parameters;
+}
+
+json builtin_search_space() {
+  return {{"head_lr", {{"log_uniform", {3e-4, 1e-2}}}},
+          {"backbone_lr", {{"log_uniform", {1e-4, 3e-3}}}},
+          {"weight_decay", {{"log_uniform", {1e-5, 1e-3}}}},
+          {"dropout", {{"uniform", {0.0, 0.5}}}},
+          {"label_smoothing", {{"uniform", {0.0, 0.15}}}},
+          {"augment", {{"choice", {"none", "light", "standard"}}}}};
+}
+
+bool TrialResult::complete(int folds_per_trial) const {
+  return error.empty() && static_cast<int>(folds.size()) == folds_per_trial;
+}
+
+double TrialResult::mean_score() const {
+  if (folds.empty()) return 0;
+  double sum = 0;
+  for (const FoldResult& fold : folds) sum += fold.score;
+  return sum / static_cast<double>(folds.size());
+}
+
+double TrialResult::score_spread() const {
+  if (folds.size() < 2) return 0;
+  const double mean = mean_score();
+  double squares = 0;
+  for (const FoldResult& fold : folds) squares += (fold.score - mean) * (fold.score - mean);
+  return std::sqrt(squares / static_cast<double>(folds.size() - 1));
+}
+
+StudyResult run_study(const TuneOptions& options, TrainingResources& resources,
+                      const std::atomic<bool>* stop_requested) {
+  if (options.folds < 2) fail("--folds must be at least 2");
+  if (options.trials < 1) fail("--trials must be at least 1");
+  const std::vector<SearchParameter> space = parse_search_space(options.space);
+  Study study(options, space);
+  study.open();
+  fs::create_directories(options.out_dir);
+  study.save();
+
+  const int trials = options.strategy == SearchStrategy::Grid
+                         ? static_cast<int>(std::min<size_t>(grid_size(space), options.trials))
+                         : options.trials;
+  const int total_folds = trials * options.folds;
+  const auto started = Clock::now();
+  double trained_seconds = 0;
+  int trained_here = 0;
+  const auto elapsed_minutes = [&] {
+    return std::chrono::duration<double>(Clock::now() - started).count() / 60;
+  };
+  for (int number = 1; number <= trials; ++number) {
+    TrialResult& trial = study.trial(number);
+    for (int fold = 0; fold < options.folds && trial.error.empty(); ++fold) {
+      const bool done = std::any_of(trial.folds.begin(), trial.folds.end(),
+                                    [&](const FoldResult& f) { return f.fold == fold; });
+      if (done) continue;
+      if (options.budget_minutes > 0 && elapsed_minutes() >= options.budget_minutes) {
+        spdlog::info("the budget of {} minutes is spent: no more folds start",
+                     options.budget_minutes);
+        return study.result();
+      }
+      if (stop_requested && *stop_requested) {
+        study.result().interrupted = true;
+        return study.result();
+      }
+      TrainOptions run = options.base;
+      for (const auto& [name, value] : trial.config.items()) set_option(run, name, value);
+      run.seed = options.seed;
+      run.folds = options.folds;
+      run.fold = fold;
+      run.out_dir = options.out_dir / fmt::format("trials/{:03d}/fold-{}", number, fold);
+      fs::remove_all(run.out_dir);  // a fold a killed study left half done
+      spdlog::info("trial {}/{} fold {}/{}: {}", number, trials, fold + 1, options.folds,
+                   trial.config.dump());
+      TrainResult result;
+      try {
+        result = train_model(run, resources, {.stop_requested = stop_requested});
+      } catch (const InputError& error) {
+        trial.error = error.what();
+        spdlog::warn("trial {} cannot be trained, the study goes on without it: {}", number,
+                     trial.error);
+        study.save();
+        break;
+      }
+      if (result.interrupted) {
+        study.result().interrupted = true;
+        return study.result();
+      }
+      trial.folds.push_back(fold_result(fold, result));
+      study.save();
+      trained_seconds += trial.folds.back().seconds;
+      ++trained_here;
+      int folds_done = 0;
+      for (const TrialResult& t : study.result().trials)
+        folds_done += static_cast<int>(t.folds.size());
+      const std::optional<size_t> best = study.result().best;
+      spdlog::info("trial {} fold {}: score {:.4f} | {}/{} folds, about {} left | best: {}", number,
+                   fold + 1, trial.folds.back().score, folds_done, total_folds,
+                   duration_text(trained_seconds / trained_here * (total_folds - folds_done)),
+                   best
+                       ? fmt::format("trial {} {:.4f} ± {:.4f}", study.result().trials[*best].trial,
+                                     study.result().trials[*best].mean_score(),
+                                     study.result().trials[*best].score_spread())
+                       : std::string("none complete yet"));
+    }
+  }
+  return study.result();
+}
+
+}  // namespace garmentnet

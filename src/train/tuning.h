@@ -1,0 +1,100 @@
+// `garmentnet tune`: a hyper-parameter study. Trials draw training options from a search space;
+// each trial trains once per stratified cross-validation fold (train_model with --folds/--fold),
+// all in one process so images are decoded once and a frozen backbone's features computed once
+// for the whole study. Every finished fold is recorded atomically in study.json (and trials.csv),
+// so a killed study resumes without re-running them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "train/train_options.h"
+
+namespace garmentnet {
+
+class TrainingResources;
+
+// One option of the search space (an option name of config.json, as set_option takes it).
+struct SearchParameter {
+  enum class Kind {
+    Fixed,       // always `values[0]`
+    Choice,      // one of `values`
+    IntRange,    // an integer in [low, high]
+    Uniform,     // a number in [low, high]
+    LogUniform,  // a number in [low, high], uniform in its logarithm (learning rates)
+  };
+  std::string name;
+  Kind kind = Kind::Fixed;
+  std::vector<nlohmann::json> values;
+  double low = 0;
+  double high = 0;
+
+  // Values for a grid search: the choices, every integer of a range of at most 10 (else 5 evenly
+  // spaced), or 3 points of a continuous range (its ends and middle, geometric for log-uniform).
+  std::vector<nlohmann::json> grid() const;
+  nlohmann::json draw(std::mt19937_64& rng) const;
+};
+
+// A search space file: an object of option name → a plain value (fixed), or
+// {"choice": [...]}, {"int": [low, high]}, {"uniform": [low, high]}, {"log_uniform": [low, high]}.
+// InputError naming the option for an unknown option, kind or a bad range.
+std::vector<SearchParameter> parse_search_space(const nlohmann::json& space);
+// The space of `garmentnet tune` without --space: learning rates, weight decay, dropout, label
+// smoothing and augmentation.
+nlohmann::json builtin_search_space();
+
+enum class SearchStrategy { Random, Grid };
+inline constexpr auto kSearchStrategies = choice_names<SearchStrategy>(
+    std::pair{"random", SearchStrategy::Random}, std::pair{"grid", SearchStrategy::Grid});
+
+struct TuneOptions {
+  TrainOptions base;  // data_dir and every option the space leaves alone
+  std::filesystem::path out_dir;
+  nlohmann::json space;  // as parse_search_space reads it
+  SearchStrategy strategy = SearchStrategy::Random;
+  int trials = 20;            // at most this many trials (a grid: at most its size)
+  double budget_minutes = 0;  // > 0: no fold starts after this long
+  int folds = 3;
+  uint64_t seed = 42;   // the trials' draws and the folds
+  bool resume = false;  // continue the study in out_dir
+};
+
+// One trained fold of a trial: its best epoch's validation figures.
+struct FoldResult {
+  int fold = 0;
+  double score = 0;
+  std::optional<double> top1, top2, tag_f1;
+  int best_epoch = 0;
+  double seconds = 0;
+};
+
+struct TrialResult {
+  int trial = 0;          // 1-based
+  nlohmann::json config;  // option name → value drawn (or fixed)
+  std::vector<FoldResult> folds;
+  std::string error;  // the options could not be trained (InputError's message)
+
+  bool complete(int folds_per_trial) const;
+  double mean_score() const;
+  double score_spread() const;  // standard deviation over folds
+};
+
+struct StudyResult {
+  std::vector<TrialResult> trials;
+  std::optional<size_t> best;  // index of the complete trial with the highest mean score
+  bool interrupted = false;    // stopped by Ctrl-C / SIGTERM: --resume continues
+};
+
+// Runs (or with resume continues) the study in out_dir: study.json, trials.csv, best_config.json
+// and trials/NNN/fold-K run folders. InputError when out_dir holds a study and resume is off, or
+// the study there was started with another space, strategy, folds or seed.
+StudyResult run_study(const TuneOptions& options, TrainingResources& resources,
+                      const std::atomic<bool>* stop_requested);
+
+}  // namespace garmentnet

@@ -1,0 +1,135 @@
+// `garmentnet tune`: stratified folds, training options by name, and a study that records every
+// fold, resumes without training finished folds again, and hands its best options to `train`.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/atomic_file.h"
+#include "data/table.h"
+#include "test_support.h"
+#include "train/training_data.h"
+#include "train/tuning.h"
+
+namespace garmentnet::testing {
+namespace {
+
+TEST(Tune, FoldsPartitionTheRowsWithEveryCategorySpreadEvenly) {
+  TrainOptions options = quick_train_options("unused", 1);
+  options.folds = 3;
+  std::multiset<std::string> validated;
+  size_t rows = 0;
+  for (options.fold = 0; options.fold < 3; ++options.fold) {
+    const TrainingSplits splits = load_training_splits(options);
+    rows = splits.train.size() + splits.validation.size();
+    // Training and validation rows never share an id.
+    const std::set<std::string> train(splits.train.ids.begin(), splits.train.ids.end());
+    for (const std::string& id : splits.validation.ids) EXPECT_FALSE(train.count(id)) << id;
+    validated.insert(splits.validation.ids.begin(), splits.validation.ids.end());
+    // Each fold holds a third of every category, give or take one row.
+    std::map<int64_t, int> in_fold, in_all;
+    for (const int64_t label : splits.validation.labels.at("cc3")) ++in_fold[label];
+    for (const int64_t label : splits.train.labels.at("cc3")) ++in_all[label];
+    for (const auto& [label, count] : in_fold) {
+      const int total = count + in_all[label];
+      EXPECT_LE(std::abs(3 * count - total), 3) << "class " << label << " fold " << options.fold;
+    }
+  }
+  // Every row is validated exactly once over the folds.
+  EXPECT_EQ(validated.size(), rows);
+  EXPECT_EQ(std::set<std::string>(validated.begin(), validated.end()).size(), rows);
+
+  options.fold = 3;
+  EXPECT_THROW(check_options(options), InputError);
+}
+
+TEST(Tune, OptionsAreSetByTheirConfigNamesAndWrongValuesAreNamed) {
+  TrainOptions options;
+  set_option(options, "head_lr", 0.01);
+  set_option(options, "augment", "light");
+  set_option(options, "epochs", 7);
+  EXPECT_DOUBLE_EQ(options.head_lr, 0.01);
+  EXPECT_EQ(options.augment, AugmentationPreset::Light);
+  EXPECT_EQ(options.epochs, 7);
+  const auto message_of = [&](const std::string& name, const nlohmann::json& value) {
+    try {
+      set_option(options, name, value);
+    } catch (const InputError& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message_of("epochs", 2.5).find("option 'epochs'"), std::string::npos);
+  EXPECT_NE(message_of("augment", "heavy").find("standard, light or none"), std::string::npos);
+  EXPECT_NE(message_of("learning_rate", 0.1).find("head_lr"), std::string::npos);
+  EXPECT_THROW(parse_search_space({{"dropout", {{"uniform", {0.5, 0.1}}}}}), InputError);
+  EXPECT_THROW(parse_search_space({{"dropout", {{"normal", {0.1, 0.5}}}}}), InputError);
+  EXPECT_THROW(parse_search_space({{"optimizer", {{"choice", {"adamw", "lion"}}}}}), InputError);
+}
+
+TEST(Tune, AStudyRecordsEveryFoldResumesWithoutRetrainingAndHandsItsBestToTrain) {
+  TempDir dir;
+  write_file_atomically(dir / "space.json", R"({
+    "epochs": 1, "image_size": 32, "batch_size": 32, "transfer": "scratch", "warmup_epochs": 0,
+    "head_lr": {"log_uniform": [0.001, 0.01]},
+    "augment": {"choice": ["none", "light"]}
+  })");
+  const std::string study = (dir / "study").string();
+  const std::string arguments =
+      fmt::format("tune --data '{}' --out '{}' --space '{}' --folds 2 --threads 2",
+                  tiny_dataset().string(), study, (dir / "space.json").string());
+  const CommandResult first = run_garmentnet(arguments + " --trials 2");
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+
+  nlohmann::json state = nlohmann::json::parse(read_file(dir / "study/study.json"));
+  ASSERT_EQ(state["trials"].size(), 2u) << state.dump(2);
+  for (const nlohmann::json& trial : state["trials"]) {
+    EXPECT_EQ(trial["folds"].size(), 2u);
+    const double head_lr = trial["config"]["head_lr"];
+    EXPECT_GE(head_lr, 0.001);
+    EXPECT_LE(head_lr, 0.01);
+  }
+  EXPECT_NE(state["trials"][0]["config"], state["trials"][1]["config"]);
+  // trials.parquet: a row per fold with the trial's options.
+  const Table table = read_table(dir / "study/trials.parquet");
+  EXPECT_EQ(table.num_rows(), 4u);
+  EXPECT_NE(table.find("head_lr"), nullptr);
+  EXPECT_NE(table.find("score"), nullptr);
+  // The best trial is the one with the highest mean over its folds.
+  const auto mean = [](const nlohmann::json& trial) {
+    return (trial["folds"][0]["score"].get<double>() + trial["folds"][1]["score"].get<double>()) /
+           2;
+  };
+  const int best = mean(state["trials"][0]) >= mean(state["trials"][1]) ? 0 : 1;
+  EXPECT_EQ(state["best"]["trial"], best + 1);
+  const nlohmann::json best_config =
+      nlohmann::json::parse(read_file(dir / "study/best_config.json"));
+  EXPECT_EQ(best_config["head_lr"], state["trials"][best]["config"]["head_lr"]);
+
+  // Without --resume the study is not overwritten; with it, only the new trial trains.
+  EXPECT_EQ(run_garmentnet(arguments + " --trials 3").exit_code, 1);
+  const auto finished_fold = dir / "study/trials/001/fold-0/metrics.json";
+  const auto written = std::filesystem::last_write_time(finished_fold);
+  const CommandResult resumed = run_garmentnet(arguments + " --trials 3 --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(std::filesystem::last_write_time(finished_fold), written);
+  EXPECT_EQ(resumed.output.find("trial 1/3 fold"), std::string::npos) << resumed.output;
+  state = nlohmann::json::parse(read_file(dir / "study/study.json"));
+  EXPECT_EQ(state["trials"].size(), 3u);
+
+  // `train --config` trains with the study's best options; flags after it still win.
+  const CommandResult trained = run_garmentnet(
+      fmt::format("train --data '{}' --out '{}' --config '{}' --seed 7 --no-report --threads 2",
+                  tiny_dataset().string(), (dir / "refit").string(),
+                  (dir / "study/best_config.json").string()));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const nlohmann::json config = nlohmann::json::parse(read_file(dir / "refit/config.json"));
+  const nlohmann::json chosen = nlohmann::json::parse(read_file(dir / "study/best_config.json"));
+  EXPECT_EQ(config["head_lr"], chosen["head_lr"]);
+  EXPECT_EQ(config["augment"], chosen["augment"]);
+  EXPECT_EQ(config["image_size"], 32);
+  EXPECT_EQ(config["seed"], 7);
+}
+
+}  // namespace
+}  // namespace garmentnet::testing
