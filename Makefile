@@ -7,7 +7,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_MAXSIZE ?= 4G
 
-.PHONY: all deps configure build test test-browser fuzz bench-serve bench-tracking demo bench asan format check-format clean
+.PHONY: all deps configure build test test-browser fuzz bench-serve bench-tracking bench-tune demo bench asan format check-format clean
 
 all: build
 
@@ -40,6 +40,10 @@ bench-serve: build
 # docs/tracking.md.
 bench-tracking: build
 	@scripts/bench-tracking.sh $(BUILD_DIR)
+
+# `tune`'s trials per hour against one process per trial; figures in docs/tuning.md.
+bench-tune: build
+	@scripts/bench-tune.sh $(BUILD_DIR)
 
 demo: build
 	@scripts/demo.sh $(BUILD_DIR)/garmentnet

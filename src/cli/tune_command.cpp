@@ -54,6 +54,13 @@ void add_tune_command(CLI::App& app) {
   command->add_option("--folds", options->folds, "Cross-validation folds")->capture_default_str();
   command->add_option("--seed", options->seed, "Seed of the draws and of the folds")
       ->capture_default_str();
+  command
+      ->add_option("--reduction-factor", options->reduction,
+                   "Pruning (ASHA): at epochs min×factor^k a fold goes on only in the top "
+                   "1/factor of the trials' same fold there (0 = no pruning)")
+      ->capture_default_str();
+  command->add_option("--min-epochs", options->min_epochs, "Pruning: the first rung epoch")
+      ->capture_default_str();
   command->add_flag("--resume", options->resume,
                     "Continue the study in --out: finished folds are not trained again");
   command->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();

@@ -251,7 +251,11 @@ void write_line_chart(const LineChart& chart, const fs::path& png) {
   ChartScript script(chart.style);
   script << "set grid ytics linecolor rgb '#dddddd' linewidth 1 dashtype 1"
          << (chart.key_below ? "set key below" : "set key top right");
+  if (std::all_of(chart.series.begin(), chart.series.end(),
+                  [](const LineSeries& series) { return series.name.empty(); }))
+    script << "unset key";
   if (chart.log_y) script << "set logscale y";
+  if (chart.log_x) script << "set logscale x";
   std::vector<std::string> plots;
   for (std::size_t s = 0; s < chart.series.size(); ++s) {
     const LineSeries& series = chart.series[s];
@@ -262,11 +266,13 @@ void write_line_chart(const LineChart& chart, const fs::path& png) {
     std::vector<std::vector<double>> rows;
     for (std::size_t i = 0; i < series.x.size(); ++i) {
       const bool plottable = std::isfinite(series.x[i]) && std::isfinite(series.y[i]) &&
-                             (!chart.log_y || series.y[i] > 0);
+                             (!chart.log_y || series.y[i] > 0) && (!chart.log_x || series.x[i] > 0);
       if (plottable) rows.push_back({series.x[i], series.y[i]});
     }
     if (rows.empty()) continue;
-    const char* style = rows.size() <= 30 ? "linespoints pointsize 0.7" : "lines";
+    const char* style = series.points_only  ? "points pointtype 7 pointsize 1.2"
+                        : rows.size() <= 30 ? "linespoints pointsize 0.7"
+                                            : "lines";
     plots.push_back(fmt::format("{} using 1:2 with {} linecolor rgb '{}' dashtype {} title {}",
                                 script.data_file(rows), style,
                                 color_of(series.color >= 0 ? series.color : static_cast<int>(s)),

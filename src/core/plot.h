@@ -21,19 +21,21 @@ struct ChartStyle {
   std::chrono::seconds timeout{30};  // gnuplot is stopped after this long
 };
 
-// One named line: y over x (same length).
+// One named line: y over x (same length). Charts whose series have no names have no legend.
 struct LineSeries {
   std::string name;
   std::vector<double> x;
   std::vector<double> y;
-  bool dashed = false;  // e.g. validation next to a solid training curve
-  int color = -1;       // palette slot; -1: the series' position. Give pairs the same slot.
+  bool dashed = false;       // e.g. validation next to a solid training curve
+  int color = -1;            // palette slot; -1: the series' position. Give pairs the same slot.
+  bool points_only = false;  // a scatter plot: the points, no line between them
 };
 
 struct LineChart {
   ChartStyle style;
   std::vector<LineSeries> series;
   bool log_y = false;      // logarithmic y axis (losses); values must then be > 0
+  bool log_x = false;      // logarithmic x axis (learning rates); values must then be > 0
   bool key_below = false;  // the legend under the chart instead of in its top right corner
 };
 

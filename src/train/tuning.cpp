@@ -3,14 +3,17 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
+#include <limits>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/table.h"
+#include "train/study_report.h"
 #include "train/trainer.h"
+#include "train/training_observer.h"
 
 namespace garmentnet {
 namespace {
@@ -111,37 +114,93 @@ FoldResult fold_from_json(const json& in) {
   return fold;
 }
 
+json rung_to_json(const RungScore& rung) {
+  return {{"fold", rung.fold}, {"epoch", rung.epoch}, {"score", rung.score}};
+}
+
+RungScore rung_from_json(const json& in) {
+  return {.fold = in.at("fold"), .epoch = in.at("epoch"), .score = in.at("score")};
+}
+
 json trial_to_json(const TrialResult& trial) {
   json folds = json::array();
   for (const FoldResult& fold : trial.folds) folds.push_back(fold_to_json(fold));
-  json out = {{"trial", trial.trial}, {"config", trial.config}, {"folds", folds}};
+  json rungs = json::array();
+  for (const RungScore& rung : trial.rungs) rungs.push_back(rung_to_json(rung));
+  json out = {{"trial", trial.trial}, {"config", trial.config}, {"folds", folds}, {"rungs", rungs}};
   if (!trial.error.empty()) out["error"] = trial.error;
+  if (trial.pruned) out["pruned"] = rung_to_json(*trial.pruned);
   return out;
 }
 
 TrialResult trial_from_json(const json& in) {
   TrialResult trial{.trial = in.at("trial"), .config = in.at("config")};
   for (const json& fold : in.at("folds")) trial.folds.push_back(fold_from_json(fold));
+  for (const json& rung : in.value("rungs", json::array()))
+    trial.rungs.push_back(rung_from_json(rung));
   trial.error = in.value("error", "");
+  if (in.contains("pruned")) trial.pruned = rung_from_json(in["pruned"]);
   return trial;
 }
 
-// A cell of trials.parquet for an option's value.
-Value cell_of(const json& value) {
-  if (value.is_number_integer() || value.is_boolean()) return value.get<int64_t>();
-  if (value.is_number()) return value.get<double>();
-  return value.is_string() ? value.get<std::string>() : value.dump();
-}
+// ASHA's decision at the rung epochs of one fold: the fold goes on only when its best validation
+// score so far is in the top 1/reduction of the scores of the same fold of every trial at that
+// epoch, itself included (while fewer than `reduction` have reached it: only the best goes on),
+// as Optuna's successive-halving pruner decides. Rungs and the pruning land in `trial`.
+class RungPruner : public TrainingObserver {
+ public:
+  RungPruner(const std::vector<TrialResult>& trials, TrialResult& trial, int fold,
+             const TuneOptions& options, int epochs)
+      : trials_(trials), trial_(trial), fold_(fold), options_(options), epochs_(epochs) {}
 
-// trials.parquet: a row per trained fold (and one per trial that could not be trained), with
-// the trial's options as columns.
+  bool stop_after(const EpochEnd& end) override {
+    best_ = std::max(best_, end.record.validation.score);
+    const int epoch = end.record.epoch;
+    if (!is_rung(epoch)) return false;
+    trial_.rungs.push_back({fold_, epoch, best_});
+    std::vector<double> competing;
+    for (const TrialResult& trial : trials_) {
+      for (const RungScore& rung : trial.rungs)
+        if (rung.fold == fold_ && rung.epoch == epoch) competing.push_back(rung.score);
+    }
+    std::sort(competing.begin(), competing.end(), std::greater<>());
+    const size_t promoted = std::max<size_t>(competing.size() / options_.reduction, 1);
+    if (best_ >= competing[promoted - 1]) return false;
+    trial_.pruned = trial_.rungs.back();
+    spdlog::info(
+        "trial {} pruned at fold {} epoch {}: score {:.4f}, below the top {} of the {} folds at "
+        "that epoch ({:.4f})",
+        trial_.trial, fold_ + 1, epoch, best_, promoted, competing.size(), competing[promoted - 1]);
+    return true;
+  }
+
+ private:
+  // Rungs: min_epochs × reduction^k before the last epoch (which needs no decision).
+  bool is_rung(int epoch) const {
+    if (options_.reduction < 2 || epoch >= epochs_) return false;
+    for (int rung = options_.min_epochs; rung <= epoch; rung *= options_.reduction)
+      if (rung == epoch) return true;
+    return false;
+  }
+
+  const std::vector<TrialResult>& trials_;
+  TrialResult& trial_;
+  int fold_;
+  const TuneOptions& options_;
+  int epochs_;
+  double best_ = -std::numeric_limits<double>::infinity();
+};
+
+// trials.parquet: a row per trained fold (status "finished"), per pruned trial ("pruned": the
+// fold and its score at the rung epoch where it stopped, that epoch as best_epoch) and per trial
+// that could not be trained ("failed", with the error), each with the trial's options as columns.
 void write_trials_table(const std::vector<TrialResult>& trials,
                         const std::vector<SearchParameter>& space, const fs::path& file) {
-  std::vector<Column> columns = {{"trial", ColumnType::Int64},      {"fold", ColumnType::Int64},
-                                 {"score", ColumnType::Double},     {"top1", ColumnType::Double},
-                                 {"top2", ColumnType::Double},      {"tag_f1", ColumnType::Double},
-                                 {"best_epoch", ColumnType::Int64}, {"seconds", ColumnType::Double},
-                                 {"error", ColumnType::String}};
+  std::vector<Column> columns = {{"trial", ColumnType::Int64},    {"status", ColumnType::String},
+                                 {"fold", ColumnType::Int64},     {"score", ColumnType::Double},
+                                 {"top1", ColumnType::Double},    {"top2", ColumnType::Double},
+                                 {"tag_f1", ColumnType::Double},  {"best_epoch", ColumnType::Int64},
+                                 {"seconds", ColumnType::Double}, {"error", ColumnType::String}};
   for (const SearchParameter& parameter : space) {
     // A column's type is its values' kind: whole numbers, numbers, or text.
     ColumnType type = ColumnType::Int64;
@@ -153,34 +212,47 @@ void write_trials_table(const std::vector<TrialResult>& trials,
     }
     columns.push_back({parameter.name, type});
   }
-  const auto optional_cell = [](const std::optional<double>& value) -> Value {
-    return value ? Value(*value) : Value();
-  };
-  const auto add_row = [&](const TrialResult& trial, const FoldResult* fold) {
-    std::vector<Value> cells = {static_cast<int64_t>(trial.trial)};
-    if (fold) {
-      cells.insert(cells.end(),
-                   {static_cast<int64_t>(fold->fold), fold->score, optional_cell(fold->top1),
-                    optional_cell(fold->top2), optional_cell(fold->tag_f1),
-                    static_cast<int64_t>(fold->best_epoch), fold->seconds, Value()});
+  const auto cell = [](const auto& value) -> Value {
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, std::optional<double>>) {
+      return value ? Value(*value) : Value();
+    } else if constexpr (std::is_integral_v<std::decay_t<decltype(value)>>) {
+      return static_cast<int64_t>(value);
     } else {
-      cells.insert(cells.end(),
-                   {Value(), Value(), Value(), Value(), Value(), Value(), Value(), trial.error});
+      return Value(value);
     }
-    for (size_t p = 0; p < space.size(); ++p) {
-      Value value = cell_of(trial.config.at(space[p].name));
+  };
+  const auto add_row = [&](const TrialResult& trial, std::vector<Value> cells) {
+    cells.insert(cells.begin(), cell(trial.trial));
+    for (const SearchParameter& parameter : space) {
+      const json& option = trial.config.at(parameter.name);
+      Value value = option.is_number_integer() || option.is_boolean() ? Value(option.get<int64_t>())
+                    : option.is_number()                              ? Value(option.get<double>())
+                    : option.is_string() ? Value(option.get<std::string>())
+                                         : Value(option.dump());
       const ColumnType type = columns[cells.size()].type;
       if (type == ColumnType::Double && std::holds_alternative<int64_t>(value))
         value = static_cast<double>(std::get<int64_t>(value));
       if (type == ColumnType::String && !std::holds_alternative<std::string>(value))
-        value = trial.config.at(space[p].name).dump();
+        value = option.dump();
       cells.push_back(std::move(value));
     }
-    for (size_t c = 0; c < columns.size(); ++c) columns[c].values.push_back(cells[c]);
+    for (size_t c = 0; c < columns.size(); ++c) columns[c].values.push_back(std::move(cells[c]));
   };
   for (const TrialResult& trial : trials) {
-    for (const FoldResult& fold : trial.folds) add_row(trial, &fold);
-    if (!trial.error.empty()) add_row(trial, nullptr);
+    for (const FoldResult& fold : trial.folds) {
+      add_row(trial, {cell(std::string("finished")), cell(fold.fold), cell(fold.score),
+                      cell(fold.top1), cell(fold.top2), cell(fold.tag_f1), cell(fold.best_epoch),
+                      cell(fold.seconds), Value()});
+    }
+    if (trial.pruned) {
+      add_row(trial,
+              {cell(std::string("pruned")), cell(trial.pruned->fold), cell(trial.pruned->score),
+               Value(), Value(), Value(), cell(trial.pruned->epoch), Value(), Value()});
+    }
+    if (!trial.error.empty()) {
+      add_row(trial, {cell(std::string("failed")), Value(), Value(), Value(), Value(), Value(),
+                      Value(), Value(), cell(trial.error)});
+    }
   }
   Table table;
   for (Column& column : columns) table.add_column(std::move(column));
@@ -222,11 +294,11 @@ class Study {
       : options_(options), space_(std::move(space)) {
     TrainOptions base = options.base;
     base.out_dir.clear();
-    settings_ = {{"space", options.space},
-                 {"strategy", kSearchStrategies.name_of(options.strategy)},
-                 {"folds", options.folds},
-                 {"seed", options.seed},
-                 {"base", to_json(base)}};
+    settings_ = {
+        {"space", options.space},         {"strategy", kSearchStrategies.name_of(options.strategy)},
+        {"folds", options.folds},         {"seed", options.seed},
+        {"reduction", options.reduction}, {"min_epochs", options.min_epochs},
+        {"base", to_json(base)}};
   }
 
   // Reads the study in out_dir, when there is one and resume is on.
@@ -298,6 +370,93 @@ class Study {
   json settings_;
   StudyResult result_;
 };
+
+enum class FoldOutcome {
+  Recorded,     // trained to its end and recorded
+  TrialEnded,   // pruned, or the trial's options cannot be trained: on to the next trial
+  StudyStopped  // a stop was requested: the fold is not recorded
+};
+
+// Trains fold `fold` of `trial` (again, when a killed study left it half done) and records it.
+FoldOutcome run_fold(Study& study, TrialResult& trial, int fold, const TuneOptions& options,
+                     TrainingResources& resources, const std::atomic<bool>* stop_requested) {
+  TrainOptions run = options.base;
+  for (const auto& [name, value] : trial.config.items()) set_option(run, name, value);
+  run.seed = options.seed;
+  run.folds = options.folds;
+  run.fold = fold;
+  run.out_dir = options.out_dir / fmt::format("trials/{:03d}/fold-{}", trial.trial, fold);
+  fs::remove_all(run.out_dir);
+  std::erase_if(trial.rungs, [&](const RungScore& rung) { return rung.fold == fold; });
+  RungPruner pruner(study.result().trials, trial, fold, options, run.epochs);
+  TrainResult result;
+  try {
+    result =
+        train_model(run, resources, {.observers = {&pruner}, .stop_requested = stop_requested});
+  } catch (const InputError& error) {
+    trial.error = error.what();
+    spdlog::warn("trial {} cannot be trained, the study goes on without it: {}", trial.trial,
+                 trial.error);
+    study.save();
+    return FoldOutcome::TrialEnded;
+  }
+  if (result.interrupted) return FoldOutcome::StudyStopped;
+  if (!trial.pruned) trial.folds.push_back(fold_result(fold, result));
+  study.save();
+  return trial.pruned ? FoldOutcome::TrialEnded : FoldOutcome::Recorded;
+}
+
+// The trials and their folds that are not recorded yet, until the trials, the budget or a stop
+// request ends the study; a progress line after every fold.
+void run_trials(Study& study, const TuneOptions& options, const std::vector<SearchParameter>& space,
+                TrainingResources& resources, const std::atomic<bool>* stop_requested) {
+  const int trials = options.strategy == SearchStrategy::Grid
+                         ? static_cast<int>(std::min<size_t>(grid_size(space), options.trials))
+                         : options.trials;
+  const auto started = Clock::now();
+  double trained_seconds = 0;
+  int trained_here = 0;
+  for (int number = 1; number <= trials; ++number) {
+    TrialResult& trial = study.trial(number);
+    for (int fold = 0; fold < options.folds && trial.error.empty() && !trial.pruned; ++fold) {
+      if (std::any_of(trial.folds.begin(), trial.folds.end(),
+                      [&](const FoldResult& done) { return done.fold == fold; }))
+        continue;
+      const double minutes = std::chrono::duration<double>(Clock::now() - started).count() / 60;
+      if (options.budget_minutes > 0 && minutes >= options.budget_minutes) {
+        spdlog::info("the budget of {} minutes is spent: no more folds start",
+                     options.budget_minutes);
+        return;
+      }
+      spdlog::info("trial {}/{} fold {}/{}: {}", number, trials, fold + 1, options.folds,
+                   trial.config.dump());
+      const FoldOutcome outcome =
+          stop_requested && *stop_requested
+              ? FoldOutcome::StudyStopped
+              : run_fold(study, trial, fold, options, resources, stop_requested);
+      if (outcome == FoldOutcome::StudyStopped) {
+        study.result().interrupted = true;
+        return;
+      }
+      if (outcome != FoldOutcome::Recorded) break;
+      trained_seconds += trial.folds.back().seconds;
+      ++trained_here;
+      int folds_done = 0;
+      for (const TrialResult& t : study.result().trials)
+        folds_done += static_cast<int>(t.folds.size());
+      const std::optional<size_t> best = study.result().best;
+      const int total_folds = trials * options.folds;
+      spdlog::info("trial {} fold {}: score {:.4f} | {}/{} folds, about {} left | best: {}", number,
+                   fold + 1, trial.folds.back().score, folds_done, total_folds,
+                   duration_text(trained_seconds / trained_here * (total_folds - folds_done)),
+                   best
+                       ? fmt::format("trial {} {:.4f} ± {:.4f}", study.result().trials[*best].trial,
+                                     study.result().trials[*best].mean_score(),
+                                     study.result().trials[*best].score_spread())
+                       : std::string("none complete yet"));
+    }
+  }
+}
 
 }  // namespace
 
@@ -373,7 +532,7 @@ json builtin_search_space() {
 }
 
 bool TrialResult::complete(int folds_per_trial) const {
-  return error.empty() && static_cast<int>(folds.size()) == folds_per_trial;
+  return error.empty() && !pruned && static_cast<int>(folds.size()) == folds_per_trial;
 }
 
 double TrialResult::mean_score() const {
@@ -395,77 +554,19 @@ StudyResult run_study(const TuneOptions& options, TrainingResources& resources,
                       const std::atomic<bool>* stop_requested) {
   if (options.folds < 2) fail("--folds must be at least 2");
   if (options.trials < 1) fail("--trials must be at least 1");
+  if (options.reduction == 1 || options.reduction < 0)
+    fail("--reduction-factor must be 0 (no pruning) or at least 2");
+  if (options.min_epochs < 1) fail("--min-epochs must be at least 1");
   const std::vector<SearchParameter> space = parse_search_space(options.space);
   Study study(options, space);
   study.open();
   fs::create_directories(options.out_dir);
   study.save();
-
-  const int trials = options.strategy == SearchStrategy::Grid
-                         ? static_cast<int>(std::min<size_t>(grid_size(space), options.trials))
-                         : options.trials;
-  const int total_folds = trials * options.folds;
-  const auto started = Clock::now();
-  double trained_seconds = 0;
-  int trained_here = 0;
-  const auto elapsed_minutes = [&] {
-    return std::chrono::duration<double>(Clock::now() - started).count() / 60;
-  };
-  for (int number = 1; number <= trials; ++number) {
-    TrialResult& trial = study.trial(number);
-    for (int fold = 0; fold < options.folds && trial.error.empty(); ++fold) {
-      const bool done = std::any_of(trial.folds.begin(), trial.folds.end(),
-                                    [&](const FoldResult& f) { return f.fold == fold; });
-      if (done) continue;
-      if (options.budget_minutes > 0 && elapsed_minutes() >= options.budget_minutes) {
-        spdlog::info("the budget of {} minutes is spent: no more folds start",
-                     options.budget_minutes);
-        return study.result();
-      }
-      if (stop_requested && *stop_requested) {
-        study.result().interrupted = true;
-        return study.result();
-      }
-      TrainOptions run = options.base;
-      for (const auto& [name, value] : trial.config.items()) set_option(run, name, value);
-      run.seed = options.seed;
-      run.folds = options.folds;
-      run.fold = fold;
-      run.out_dir = options.out_dir / fmt::format("trials/{:03d}/fold-{}", number, fold);
-      fs::remove_all(run.out_dir);  // a fold a killed study left half done
-      spdlog::info("trial {}/{} fold {}/{}: {}", number, trials, fold + 1, options.folds,
-                   trial.config.dump());
-      TrainResult result;
-      try {
-        result = train_model(run, resources, {.stop_requested = stop_requested});
-      } catch (const InputError& error) {
-        trial.error = error.what();
-        spdlog::warn("trial {} cannot be trained, the study goes on without it: {}", number,
-                     trial.error);
-        study.save();
-        break;
-      }
-      if (result.interrupted) {
-        study.result().interrupted = true;
-        return study.result();
-      }
-      trial.folds.push_back(fold_result(fold, result));
-      study.save();
-      trained_seconds += trial.folds.back().seconds;
-      ++trained_here;
-      int folds_done = 0;
-      for (const TrialResult& t : study.result().trials)
-        folds_done += static_cast<int>(t.folds.size());
-      const std::optional<size_t> best = study.result().best;
-      spdlog::info("trial {} fold {}: score {:.4f} | {}/{} folds, about {} left | best: {}", number,
-                   fold + 1, trial.folds.back().score, folds_done, total_folds,
-                   duration_text(trained_seconds / trained_here * (total_folds - folds_done)),
-                   best
-                       ? fmt::format("trial {} {:.4f} ± {:.4f}", study.result().trials[*best].trial,
-                                     study.result().trials[*best].mean_score(),
-                                     study.result().trials[*best].score_spread())
-                       : std::string("none complete yet"));
-    }
+  run_trials(study, options, space, resources, stop_requested);
+  try {
+    write_study_report(study.result(), options, space);
+  } catch (const InputError& error) {
+    spdlog::warn("the study's report.html could not be written: {}", error.what());
   }
   return study.result();
 }

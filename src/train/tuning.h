@@ -63,6 +63,18 @@ struct TuneOptions {
   int folds = 3;
   uint64_t seed = 42;   // the trials' draws and the folds
   bool resume = false;  // continue the study in out_dir
+  // Pruning of bad trials by asynchronous successive halving (ASHA): at the rung epochs
+  // min_epochs × reduction^k, a fold goes on only when its score so far is in the top 1/reduction
+  // of the same fold of every trial that reached that epoch. 0 = no pruning.
+  int reduction = 3;
+  int min_epochs = 1;
+};
+
+// A fold's best validation score up to a rung epoch.
+struct RungScore {
+  int fold = 0;
+  int epoch = 0;
+  double score = 0;
 };
 
 // One trained fold of a trial: its best epoch's validation figures.
@@ -78,8 +90,11 @@ struct TrialResult {
   int trial = 0;          // 1-based
   nlohmann::json config;  // option name → value drawn (or fixed)
   std::vector<FoldResult> folds;
-  std::string error;  // the options could not be trained (InputError's message)
+  std::string error;                // the options could not be trained (InputError's message)
+  std::vector<RungScore> rungs;     // every rung its folds reached
+  std::optional<RungScore> pruned;  // the rung where the pruning stopped it
 
+  // Every fold trained to its end: neither failed nor pruned.
   bool complete(int folds_per_trial) const;
   double mean_score() const;
   double score_spread() const;  // standard deviation over folds

@@ -106,6 +106,13 @@ TEST(Tune, AStudyRecordsEveryFoldResumesWithoutRetrainingAndHandsItsBestToTrain)
       nlohmann::json::parse(read_file(dir / "study/best_config.json"));
   EXPECT_EQ(best_config["head_lr"], state["trials"][best]["config"]["head_lr"]);
 
+  // The report shows the score against each searched option.
+  const std::string report = read_file(dir / "study/report.html");
+  for (const char* chart : {"plots/score_vs_head_lr.png", "plots/score_vs_augment.png"}) {
+    EXPECT_NE(report.find(chart), std::string::npos) << chart;
+    EXPECT_EQ(read_file(dir / "study" / chart).substr(1, 3), "PNG") << chart;
+  }
+
   // Without --resume the study is not overwritten; with it, only the new trial trains.
   EXPECT_EQ(run_garmentnet(arguments + " --trials 3").exit_code, 1);
   const auto finished_fold = dir / "study/trials/001/fold-0/metrics.json";
@@ -129,6 +136,42 @@ TEST(Tune, AStudyRecordsEveryFoldResumesWithoutRetrainingAndHandsItsBestToTrain)
   EXPECT_EQ(config["augment"], chosen["augment"]);
   EXPECT_EQ(config["image_size"], 32);
   EXPECT_EQ(config["seed"], 7);
+}
+
+TEST(Tune, ABadTrialIsPrunedAtItsFirstRungAndNeverChosen) {
+  TempDir dir;
+  // On the grid, trial 1's heads learn (head_lr 0.03) and trial 2 is the untrained model (every
+  // learning rate 1e-7, the same initial weights): at the rung epoch 1 its fold 0 is below trial
+  // 1's there, so it stops after that epoch.
+  write_file_atomically(dir / "space.json", R"({
+    "epochs": 3, "image_size": 32, "batch_size": 16, "transfer": "scratch", "warmup_epochs": 0,
+    "patience": 0, "backbone_lr": 1e-7, "head_lr": {"choice": [0.03, 1e-7]}
+  })");
+  const CommandResult result = run_garmentnet(fmt::format(
+      "tune --data '{}' --out '{}' --space '{}' --strategy grid --folds 2 --threads 2 "
+      "--reduction-factor 3 --min-epochs 1",
+      tiny_dataset().string(), (dir / "study").string(), (dir / "space.json").string()));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const nlohmann::json state = nlohmann::json::parse(read_file(dir / "study/study.json"));
+  ASSERT_EQ(state["trials"].size(), 2u);
+  const nlohmann::json& good = state["trials"][0];
+  const nlohmann::json& bad = state["trials"][1];
+  EXPECT_EQ(good["folds"].size(), 2u);
+  EXPECT_FALSE(good.contains("pruned"));
+  ASSERT_TRUE(bad.contains("pruned")) << bad.dump(2);
+  EXPECT_EQ(bad["pruned"]["fold"], 0);
+  EXPECT_EQ(bad["pruned"]["epoch"], 1);
+  EXPECT_TRUE(bad["folds"].empty());
+  EXPECT_EQ(state["best"]["trial"], 1);
+  // It trained one epoch of one fold.
+  const nlohmann::json metrics =
+      nlohmann::json::parse(read_file(dir / "study/trials/002/fold-0/metrics.json"));
+  EXPECT_EQ(metrics.size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir / "study/trials/002/fold-1"));
+  const Table table = read_table(dir / "study/trials.parquet");
+  const Column& status = table.column("status");
+  EXPECT_EQ(std::count(status.values.begin(), status.values.end(), Value("pruned")), 1);
+  EXPECT_EQ(std::count(status.values.begin(), status.values.end(), Value("finished")), 2);
 }
 
 }  // namespace
