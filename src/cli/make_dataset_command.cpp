@@ -57,6 +57,11 @@ void add_make_dataset_command(CLI::App& app) {
       ->add_option("--tag-probability", options.tag_probability,
                    "Chance of each pattern tag per image")
       ->capture_default_str();
+  fashion
+      ->add_option("--label-noise", options.label_noise,
+                   "Share of data.parquet's categories replaced by a wrong one, recorded in "
+                   "label_noise.parquet (to measure how well `tune` finds wrong labels)")
+      ->capture_default_str();
   fashion->add_option("--seed", options.seed, "Same seed, same dataset")->capture_default_str();
   fashion->add_option("--threads", options.threads, "Image workers (0 = all cores)")
       ->capture_default_str();

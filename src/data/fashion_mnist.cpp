@@ -12,6 +12,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numbers>
+#include <numeric>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
@@ -132,6 +133,7 @@ enum Stream : uint64_t {
   kDuplicates,
   kExamplePredictions,
   kPatterns,
+  kLabelNoise,
 };
 
 // Fashion-MNIST's class names, by label.
@@ -487,10 +489,41 @@ void write_contact_sheet(const std::vector<Example>& examples, const LabelledIma
       path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
+// Gives a `share` of the examples, chosen at random, another category than their own.
+void flip_categories(std::vector<Example>& examples, const std::vector<std::string>& classes,
+                     double share, std::mt19937_64 rng) {
+  const auto count = static_cast<size_t>(std::llround(share * double(examples.size())));
+  std::vector<size_t> order(examples.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  shuffle(order, rng);
+  for (size_t i = 0; i < count; ++i) {
+    Example& example = examples[order[i]];
+    std::vector<std::string> others;
+    for (const std::string& name : classes)
+      if (name != example.category) others.push_back(name);
+    example.category = others[index_below(rng, others.size())];
+  }
+}
+
+// label_noise.parquet: the examples whose category was changed, with the true and given one.
+Table label_noise_table(const std::vector<Example>& truth, const std::vector<Example>& given) {
+  Column ids{"uuid", ColumnType::String, {}}, true_cc3{"true_cc3", ColumnType::String, {}},
+      given_cc3{"given_cc3", ColumnType::String, {}};
+  for (size_t i = 0; i < truth.size(); ++i) {
+    if (truth[i].category == given[i].category) continue;
+    ids.values.emplace_back(truth[i].uuid);
+    true_cc3.values.emplace_back(truth[i].category);
+    given_cc3.values.emplace_back(given[i].category);
+  }
+  Table table;
+  for (Column* column : {&ids, &true_cc3, &given_cc3}) table.add_column(std::move(*column));
+  return table;
+}
+
 SplitSummary build_target(const LabelledImages& train, const LabelledImages& test,
                           const FashionMnistOptions& options, const fs::path& dir,
                           UuidSource& uuids, ThreadPool& pool) {
-  const auto train_examples =
+  auto train_examples =
       plan_examples(train, kTargetMapping.data(), kTargetMapping.size(), options.train_size, true,
                     true, options, kTargetTrain, uuids, "--train-size");
   const auto test_examples =
@@ -501,6 +534,11 @@ SplitSummary build_target(const LabelledImages& train, const LabelledImages& tes
   write_images(test_examples, test, options.image_size, dir / "images", ".jpeg", options,
                kTargetTest, pool, "target test");
 
+  const TaskSpec spec = TaskSpec::garments();
+  const auto& classes = spec.heads.front().classes;
+  const std::vector<Example> truth = train_examples;
+  flip_categories(train_examples, classes, options.label_noise,
+                  make_rng(options.seed, kLabelNoise));
   std::mt19937_64 duplicate_rng = make_rng(options.seed, kDuplicates);
   // At least one when asked for any, so that even a tiny dataset exercises duplicate handling.
   const size_t duplicates =
@@ -510,8 +548,6 @@ SplitSummary build_target(const LabelledImages& train, const LabelledImages& tes
           : 0;
   const auto rows = with_duplicates(train_examples, duplicates, duplicate_rng);
 
-  const TaskSpec spec = TaskSpec::garments();
-  const auto& classes = spec.heads.front().classes;
   Table predictions = ids_table(test_examples);
   std::mt19937_64 prediction_rng = make_rng(options.seed, kExamplePredictions);
   std::vector<Value> first;
@@ -535,6 +571,8 @@ SplitSummary build_target(const LabelledImages& train, const LabelledImages& tes
   write_table(ids_table(test_examples), dir / "test.parquet");
   write_table(predictions, dir / "example_predictions.parquet");
   write_table(labels_table(rows, "cc3", true, true), dir / "data.parquet");
+  if (options.label_noise > 0)
+    write_table(label_noise_table(truth, train_examples), dir / "label_noise.parquet");
   return {"target",    dir,
           rows.size(), test_examples.size(),
           duplicates,  train_examples.size() + test_examples.size()};
@@ -605,6 +643,9 @@ void validate(const FashionMnistOptions& options) {
   if (options.make_source && options.source_size == 0) fail("--source-size must be at least 1");
   if (!(options.tag_probability >= 0 && options.tag_probability <= 1)) {
     fail("tag probability {} must be in [0, 1]", options.tag_probability);
+  }
+  if (!(options.label_noise >= 0 && options.label_noise < 1)) {
+    fail("--label-noise {} must be in [0, 1)", options.label_noise);
   }
   if (!(options.duplicate_fraction >= 0 && options.duplicate_fraction <= 1)) {
     fail("duplicate fraction {} must be in [0, 1]", options.duplicate_fraction);

@@ -60,9 +60,12 @@ struct FashionMnistOptions {
   size_t classic_test_size = 0;      // classic test rows, 0 = all 10000
   double tag_probability = 0.3;      // chance of each pattern tag, independently per image
   double duplicate_fraction = 0.01;  // exact duplicate rows added to data.parquet (at least 1)
-  uint64_t seed = 42;                // same seed ⇒ byte-identical tables and images
-  int threads = 0;                   // image workers, 0 = all cores
-  int jpeg_quality = 92;             // quality of the target/source JPEGs
+  // Share of data.parquet's rows whose category is replaced by another one at random, recorded in
+  // label_noise.parquet (uuid, true cc3, given cc3), to measure how well wrong labels are found.
+  double label_noise = 0;
+  uint64_t seed = 42;     // same seed ⇒ byte-identical tables and images
+  int threads = 0;        // image workers, 0 = all cores
+  int jpeg_quality = 92;  // quality of the target/source JPEGs
 };
 
 struct SplitSummary {

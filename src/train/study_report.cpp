@@ -8,6 +8,7 @@
 
 #include "core/html_report.h"
 #include "core/plot.h"
+#include "data/image_grid.h"
 
 namespace garmentnet {
 namespace {
@@ -186,6 +187,39 @@ void add_rung_chart(HtmlReport& report, const StudyResult& study, const fs::path
   report.image("plots/rungs.png");
 }
 
+void add_suspect_labels(HtmlReport& report, const SuspectSummary& suspects,
+                        const fs::path& out_dir) {
+  report.section("Suspect labels");
+  std::string text = fmt::format(
+      "{} of the {} training rows have a category the best trial's out-of-fold predictions "
+      "confidently disagree with (confident learning: a row is confidently of a class when its "
+      "probability reaches that class's mean probability over the rows labelled with it). They "
+      "are listed in suspect_labels.parquet, most doubtful first, for a person to relabel.",
+      suspects.rows.size(), suspects.rows_checked);
+  if (suspects.precision && suspects.recall) {
+    text += fmt::format(
+        " The dataset records {} of these rows' categories as wrong (make-dataset "
+        "--label-noise): the suspects' precision is {:.3f} and their recall {:.3f}.",
+        suspects.known_wrong, *suspects.precision, *suspects.recall);
+  }
+  report.paragraph(text);
+  if (suspects.rows.empty()) return;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<GridTile> tiles;
+  for (size_t i = 0; i < std::min<size_t>(suspects.rows.size(), 24); ++i) {
+    const SuspectRow& row = suspects.rows[i];
+    rows.push_back({row.id, row.given, row.predicted, fmt::format("{:.3f}", row.confidence),
+                    fmt::format("{:.3f}", row.given_probability)});
+    tiles.push_back(
+        {row.image,
+         {"given " + row.given, fmt::format("looks {} {:.2f}", row.predicted, row.confidence)}});
+  }
+  write_png(compose_image_grid(tiles, {.columns = 6}), out_dir / "plots/suspect_labels.png");
+  report.image("plots/suspect_labels.png",
+               "The most doubtful rows: their given and likely category.");
+  report.table({"id", "given", "likely", "its probability", "probability of the given"}, rows);
+}
+
 }  // namespace
 
 void write_study_report(const StudyResult& study, const TuneOptions& options,
@@ -206,6 +240,7 @@ void write_study_report(const StudyResult& study, const TuneOptions& options,
   }
   add_progress_chart(report, study, options.folds, options.out_dir);
   add_rung_chart(report, study, options.out_dir);
+  if (study.suspects) add_suspect_labels(report, *study.suspects, options.out_dir);
   report.write(options.out_dir / "report.html");
 }
 

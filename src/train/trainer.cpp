@@ -183,6 +183,10 @@ class Trainer {
         (!best_validation_.probabilities.empty() || !result_.interrupted)) {
       write_report();
     }
+    result_.spec = spec_;
+    result_.validation_ids = val_set_.data.ids;
+    result_.validation_images = val_set_.data.images;
+    result_.best_validation = best_validation_;
     for (TrainingObserver* observer : observers_) observer->on_run_end(result_);
   }
 

@@ -27,6 +27,12 @@ struct TrainResult {
   bool interrupted = false;          // stop requested (Ctrl-C / SIGTERM): resumable
   SplitMetrics best_metrics;         // validation metrics of the best epoch
   TrainingHistory history;           // every completed epoch
+  // The best epoch's predictions of the validation rows (their ids, image files and the task's
+  // classes beside them); empty when that epoch ran before a resume and no report asked for them.
+  TaskSpec spec;
+  std::vector<std::string> validation_ids;
+  std::vector<std::filesystem::path> validation_images;
+  SplitPredictions best_validation;
 };
 
 // What several trainings in one process share, so that each decodes and computes only what no

@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/table.h"
+#include "eval/suspect_labels.h"
 #include "train/study_report.h"
 #include "train/trainer.h"
 #include "train/training_observer.h"
@@ -259,6 +261,116 @@ void write_trials_table(const std::vector<TrialResult>& trials,
   write_table(table, file);
 }
 
+constexpr std::string_view kProbabilityPrefix = "p:";
+
+// out_of_fold.parquet of a fold: each validation row's id, image, given category and the
+// probability of every category ("p:<class>"), from the fold's best epoch.
+void write_out_of_fold(const TrainResult& result, const fs::path& file) {
+  const HeadSpec* category = result.spec.category_head();
+  if (category == nullptr || result.best_validation.probabilities.empty()) return;
+  const std::vector<float>& probabilities = result.best_validation.probabilities.at(category->name);
+  const std::vector<int64_t>& labels = result.best_validation.labels.at(category->name);
+  const size_t classes = category->classes.size();
+  std::vector<Column> columns = {
+      {"id", ColumnType::String}, {"image", ColumnType::String}, {"label", ColumnType::String}};
+  for (const std::string& name : category->classes)
+    columns.push_back({std::string(kProbabilityPrefix) + name, ColumnType::Double});
+  for (size_t row = 0; row < labels.size(); ++row) {
+    columns[0].values.emplace_back(result.validation_ids[row]);
+    columns[1].values.emplace_back(result.validation_images[row].string());
+    columns[2].values.push_back(
+        labels[row] >= 0 ? Value(category->classes[static_cast<size_t>(labels[row])]) : Value());
+    for (size_t j = 0; j < classes; ++j)
+      columns[3 + j].values.emplace_back(static_cast<double>(probabilities[row * classes + j]));
+  }
+  Table table;
+  for (Column& column : columns) table.add_column(std::move(column));
+  write_table(table, file);
+}
+
+// The ids whose category make-dataset --label-noise changed (its label_noise.parquet), if any.
+std::optional<std::set<std::string>> known_wrong_labels(const fs::path& data_dir) {
+  const fs::path file = data_dir / "label_noise.parquet";
+  if (!fs::exists(file)) return std::nullopt;
+  const Table table = read_table(file);
+  std::set<std::string> ids;
+  for (const Value& id : table.column("uuid", file.string()).values)
+    ids.insert(std::get<std::string>(id));
+  return ids;
+}
+
+// Suspect labels from the out-of-fold predictions of the best trial's folds, written to
+// suspect_labels.parquet; none before a trial is complete.
+std::optional<SuspectSummary> find_study_suspects(const StudyResult& study,
+                                                  const TuneOptions& options) {
+  if (!study.best) return std::nullopt;
+  const TrialResult& best = study.trials[*study.best];
+  std::vector<fs::path> files;
+  for (const FoldResult& fold : best.folds) {
+    files.push_back(options.out_dir / fmt::format("trials/{:03d}/fold-{}/out_of_fold.parquet",
+                                                  best.trial, fold.fold));
+    if (!fs::exists(files.back())) return std::nullopt;
+  }
+  const Table table = read_tables(files);
+  std::vector<std::string> classes;
+  std::vector<const Column*> probability_columns;
+  for (const Column& column : table.columns()) {
+    if (!column.name.starts_with(kProbabilityPrefix)) continue;
+    classes.push_back(column.name.substr(kProbabilityPrefix.size()));
+    probability_columns.push_back(&column);
+  }
+  const size_t rows = table.num_rows();
+  std::vector<float> probabilities(rows * classes.size());
+  std::vector<int64_t> labels(rows, -1);
+  const Column& given = table.column("label");
+  for (size_t row = 0; row < rows; ++row) {
+    for (size_t j = 0; j < classes.size(); ++j)
+      probabilities[row * classes.size() + j] =
+          static_cast<float>(std::get<double>(probability_columns[j]->values[row]));
+    if (is_null(given.values[row])) continue;
+    const auto found =
+        std::find(classes.begin(), classes.end(), std::get<std::string>(given.values[row]));
+    if (found != classes.end()) labels[row] = found - classes.begin();
+  }
+  SuspectSummary summary{.rows_checked = rows};
+  Column ids{"id", ColumnType::String}, images{"image", ColumnType::String},
+      given_labels{"given_label", ColumnType::String},
+      predicted{"predicted_label", ColumnType::String},
+      confidence{"confidence", ColumnType::Double},
+      given_probability{"given_probability", ColumnType::Double};
+  for (const SuspectLabel& suspect : find_suspect_labels(probabilities, labels, classes.size())) {
+    SuspectRow row{.id = std::get<std::string>(table.column("id").values[suspect.row]),
+                   .image = std::get<std::string>(table.column("image").values[suspect.row]),
+                   .given = classes[static_cast<size_t>(suspect.given)],
+                   .predicted = classes[static_cast<size_t>(suspect.predicted)],
+                   .confidence = suspect.confidence,
+                   .given_probability = suspect.given_probability};
+    ids.values.emplace_back(row.id);
+    images.values.emplace_back(row.image.string());
+    given_labels.values.emplace_back(row.given);
+    predicted.values.emplace_back(row.predicted);
+    confidence.values.emplace_back(row.confidence);
+    given_probability.values.emplace_back(row.given_probability);
+    summary.rows.push_back(std::move(row));
+  }
+  Table suspects;
+  for (Column* column : {&ids, &images, &given_labels, &predicted, &confidence, &given_probability})
+    suspects.add_column(std::move(*column));
+  write_table(suspects, options.out_dir / "suspect_labels.parquet");
+
+  if (const auto wrong = known_wrong_labels(options.base.data_dir)) {
+    size_t found = 0;
+    for (const SuspectRow& row : summary.rows) found += wrong->count(row.id);
+    for (const Value& id : table.column("id").values)
+      summary.known_wrong += wrong->count(std::get<std::string>(id));
+    if (!summary.rows.empty())
+      summary.precision = static_cast<double>(found) / static_cast<double>(summary.rows.size());
+    if (summary.known_wrong > 0)
+      summary.recall = static_cast<double>(found) / static_cast<double>(summary.known_wrong);
+  }
+  return summary;
+}
+
 FoldResult fold_result(int fold, const TrainResult& result) {
   const HeadlineFigures headline = headline_figures(result.best_metrics);
   FoldResult out{.fold = fold,
@@ -345,6 +457,13 @@ class Study {
                        {"score_spread", best.score_spread()}};
       write_file_atomically(options_.out_dir / "best_config.json", best_config(best).dump(2));
     }
+    if (const auto& suspects = result_.suspects) {
+      study["suspect_labels"] = {{"rows_checked", suspects->rows_checked},
+                                 {"suspects", suspects->rows.size()},
+                                 {"known_wrong", suspects->known_wrong}};
+      if (suspects->precision) study["suspect_labels"]["precision"] = *suspects->precision;
+      if (suspects->recall) study["suspect_labels"]["recall"] = *suspects->recall;
+    }
     write_file_atomically(options_.out_dir / "study.json", study.dump(2));
     if (!result_.trials.empty())
       write_trials_table(result_.trials, space_, options_.out_dir / "trials.parquet");
@@ -401,7 +520,10 @@ FoldOutcome run_fold(Study& study, TrialResult& trial, int fold, const TuneOptio
     return FoldOutcome::TrialEnded;
   }
   if (result.interrupted) return FoldOutcome::StudyStopped;
-  if (!trial.pruned) trial.folds.push_back(fold_result(fold, result));
+  if (!trial.pruned) {
+    write_out_of_fold(result, run.out_dir / "out_of_fold.parquet");
+    trial.folds.push_back(fold_result(fold, result));
+  }
   study.save();
   return trial.pruned ? FoldOutcome::TrialEnded : FoldOutcome::Recorded;
 }
@@ -563,6 +685,17 @@ StudyResult run_study(const TuneOptions& options, TrainingResources& resources,
   fs::create_directories(options.out_dir);
   study.save();
   run_trials(study, options, space, resources, stop_requested);
+  study.result().suspects = find_study_suspects(study.result(), options);
+  if (const auto& suspects = study.result().suspects) {
+    spdlog::info("{} of {} training rows have a suspect category: {}", suspects->rows.size(),
+                 suspects->rows_checked, (options.out_dir / "suspect_labels.parquet").string());
+    if (suspects->precision && suspects->recall) {
+      spdlog::info(
+          "against the {} categories the dataset records as wrong: precision {:.3f}, recall {:.3f}",
+          suspects->known_wrong, *suspects->precision, *suspects->recall);
+    }
+    study.save();
+  }
   try {
     write_study_report(study.result(), options, space);
   } catch (const InputError& error) {

@@ -1,8 +1,9 @@
 // `garmentnet tune`: a hyper-parameter study. Trials draw training options from a search space;
 // each trial trains once per stratified cross-validation fold (train_model with --folds/--fold),
 // all in one process so images are decoded once and a frozen backbone's features computed once
-// for the whole study. Every finished fold is recorded atomically in study.json (and trials.csv),
-// so a killed study resumes without re-running them.
+// for the whole study. Every finished fold is recorded atomically in study.json (and
+// trials.parquet), so a killed study resumes without re-running them. The best trial's
+// out-of-fold predictions point at training rows whose category is probably wrong.
 #pragma once
 
 #include <atomic>
@@ -100,15 +101,38 @@ struct TrialResult {
   double score_spread() const;  // standard deviation over folds
 };
 
+// A training row whose category is probably wrong (eval/suspect_labels.h), found from the best
+// trial's out-of-fold predictions.
+struct SuspectRow {
+  std::string id;
+  std::filesystem::path image;
+  std::string given;
+  std::string predicted;
+  double confidence = 0;         // the out-of-fold probability of `predicted`
+  double given_probability = 0;  // and of `given`
+};
+
+struct SuspectSummary {
+  std::vector<SuspectRow> rows;  // most doubtful first
+  size_t rows_checked = 0;
+  // When the dataset records the categories it was given wrong (make-dataset --label-noise):
+  // how many of the rows checked, and the suspects' precision and recall against them.
+  size_t known_wrong = 0;
+  std::optional<double> precision, recall;
+};
+
 struct StudyResult {
   std::vector<TrialResult> trials;
   std::optional<size_t> best;  // index of the complete trial with the highest mean score
   bool interrupted = false;    // stopped by Ctrl-C / SIGTERM: --resume continues
+  std::optional<SuspectSummary> suspects;  // once a trial is complete
 };
 
-// Runs (or with resume continues) the study in out_dir: study.json, trials.csv, best_config.json
-// and trials/NNN/fold-K run folders. InputError when out_dir holds a study and resume is off, or
-// the study there was started with another space, strategy, folds or seed.
+// Runs (or with resume continues) the study in out_dir: study.json, trials.parquet,
+// best_config.json, suspect_labels.parquet, report.html and trials/NNN/fold-K run folders (each
+// with out_of_fold.parquet: the category probabilities of its validation rows). InputError when
+// out_dir holds a study and resume is off, or the study there was started with another space,
+// strategy, folds or seed.
 StudyResult run_study(const TuneOptions& options, TrainingResources& resources,
                       const std::atomic<bool>* stop_requested);
 

@@ -174,5 +174,62 @@ TEST(Tune, ABadTrialIsPrunedAtItsFirstRungAndNeverChosen) {
   EXPECT_EQ(std::count(status.values.begin(), status.values.end(), Value("finished")), 2);
 }
 
+TEST(Tune, OnADatasetWithKnownWrongLabelsTheSuspectsAreScoredAgainstThem) {
+  TempDir dir;
+  const CommandResult made = run_garmentnet(fmt::format(
+      "make-dataset fashion-mnist --out '{}' --variants target --train-size 300 --test-size 20 "
+      "--image-size 32 --label-noise 0.1",
+      (dir / "noisy").string()));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  // 30 rows given another category than their own, and data.parquet holds the wrong one.
+  const Table noise = read_table(dir / "noisy/label_noise.parquet");
+  ASSERT_EQ(noise.num_rows(), 30u);
+  std::map<std::string, std::string> given;
+  for (size_t row = 0; row < noise.num_rows(); ++row) {
+    const auto true_cc3 = std::get<std::string>(noise.column("true_cc3").values[row]);
+    const auto given_cc3 = std::get<std::string>(noise.column("given_cc3").values[row]);
+    EXPECT_NE(true_cc3, given_cc3);
+    given[std::get<std::string>(noise.column("uuid").values[row])] = given_cc3;
+  }
+  const Table data = read_table(dir / "noisy/data.parquet");
+  size_t checked = 0;
+  for (size_t row = 0; row < data.num_rows(); ++row) {
+    const auto found = given.find(std::get<std::string>(data.column("uuid").values[row]));
+    if (found == given.end()) continue;
+    EXPECT_EQ(std::get<std::string>(data.column("cc3").values[row]), found->second);
+    ++checked;
+  }
+  EXPECT_GE(checked, 30u);
+
+  write_file_atomically(dir / "space.json", R"({
+    "epochs": 2, "image_size": 32, "batch_size": 32, "transfer": "scratch", "warmup_epochs": 0,
+    "head_lr": 0.01
+  })");
+  const CommandResult tuned = run_garmentnet(fmt::format(
+      "tune --data '{}' --out '{}' --space '{}' --trials 1 --folds 2 --threads 2",
+      (dir / "noisy").string(), (dir / "study").string(), (dir / "space.json").string()));
+  ASSERT_EQ(tuned.exit_code, 0) << tuned.output;
+  const nlohmann::json state = nlohmann::json::parse(read_file(dir / "study/study.json"));
+  const nlohmann::json& summary = state["suspect_labels"];
+  ASSERT_TRUE(summary.is_object()) << state.dump(2);
+  EXPECT_EQ(summary["known_wrong"], 30);
+  EXPECT_GT(summary["rows_checked"].get<int>(), 250);
+  // Every suspect is a training row whose likely category is not its given one.
+  const Table suspects = read_table(dir / "study/suspect_labels.parquet");
+  EXPECT_EQ(suspects.num_rows(), summary["suspects"].get<size_t>());
+  size_t known = 0;
+  for (size_t row = 0; row < suspects.num_rows(); ++row) {
+    EXPECT_NE(suspects.column("given_label").values[row],
+              suspects.column("predicted_label").values[row]);
+    known += given.count(std::get<std::string>(suspects.column("id").values[row]));
+  }
+  if (suspects.num_rows() > 0) {
+    EXPECT_DOUBLE_EQ(summary["precision"].get<double>(),
+                     static_cast<double>(known) / static_cast<double>(suspects.num_rows()));
+  }
+  EXPECT_DOUBLE_EQ(summary["recall"].get<double>(), static_cast<double>(known) / 30);
+  EXPECT_NE(read_file(dir / "study/report.html").find("Suspect labels"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace garmentnet::testing
