@@ -64,6 +64,10 @@ void add_tune_command(CLI::App& app) {
   command->add_flag("--resume", options->resume,
                     "Continue the study in --out: finished folds are not trained again");
   command->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
+  auto refit = std::make_shared<bool>(false);
+  command->add_flag("--refit", *refit,
+                    "Then train the best options on the training table into --out/refit (the "
+                    "model to evaluate and serve)");
   command->callback([=] {
     options->strategy = kSearchStrategies.parse(*strategy, "--strategy");
     options->space = space_file->empty()
@@ -90,8 +94,12 @@ void add_tune_command(CLI::App& app) {
     const TrialResult& best = study.trials[*study.best];
     spdlog::info("best: trial {}, score {:.4f} ± {:.4f} over {} folds: {}", best.trial,
                  best.mean_score(), best.score_spread(), best.folds.size(), best.config.dump());
-    spdlog::info("its options: {} (train with them: see docs/tuning.md)",
+    spdlog::info("its options: {} (`garmentnet train --config` takes them)",
                  (options->out_dir / "best_config.json").string());
+    if (!*refit || study.interrupted) return;
+    const TrainResult refitted = refit_best_trial(study, *options, resources, &signals.requested());
+    if (refitted.interrupted) fail("the refit stopped; run tune again with --resume --refit");
+    spdlog::info("refit model: {}", refitted.model_path.string());
   });
 }
 

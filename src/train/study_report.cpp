@@ -203,6 +203,17 @@ void add_suspect_labels(HtmlReport& report, const SuspectSummary& suspects,
         suspects.known_wrong, *suspects.precision, *suspects.recall);
   }
   report.paragraph(text);
+  if (!suspects.most_doubtful.empty()) {
+    std::vector<std::vector<std::string>> rows;
+    for (const SuspectSummary::AtRank& at : suspects.most_doubtful) {
+      rows.push_back({std::to_string(at.rows), fmt::format("{:.3f}", at.precision),
+                      fmt::format("{:.3f}", at.recall)});
+    }
+    report.paragraph(
+        "Reading every training row from the most doubtful (lowest probability of its given "
+        "category) down, against the categories the dataset records as wrong:");
+    report.table({"rows read", "precision", "recall"}, rows);
+  }
   if (suspects.rows.empty()) return;
   std::vector<std::vector<std::string>> rows;
   std::vector<GridTile> tiles;

@@ -367,6 +367,26 @@ std::optional<SuspectSummary> find_study_suspects(const StudyResult& study,
       summary.precision = static_cast<double>(found) / static_cast<double>(summary.rows.size());
     if (summary.known_wrong > 0)
       summary.recall = static_cast<double>(found) / static_cast<double>(summary.known_wrong);
+    // Every labelled row, lowest probability of its given category first.
+    std::vector<std::pair<double, bool>> ranked;
+    for (size_t row = 0; row < rows; ++row) {
+      if (labels[row] < 0) continue;
+      ranked.emplace_back(probabilities[row * classes.size() + static_cast<size_t>(labels[row])],
+                          wrong->count(std::get<std::string>(table.column("id").values[row])) > 0);
+    }
+    std::sort(ranked.begin(), ranked.end());
+    for (const double share : {0.25, 0.5, 1.0, 2.0}) {
+      const auto k = std::min(
+          ranked.size(),
+          static_cast<size_t>(std::lround(share * static_cast<double>(summary.known_wrong))));
+      if (k == 0) continue;
+      const auto hits = static_cast<double>(
+          std::count_if(ranked.begin(), ranked.begin() + static_cast<ptrdiff_t>(k),
+                        [](const auto& entry) { return entry.second; }));
+      summary.most_doubtful.push_back({.rows = k,
+                                       .precision = hits / static_cast<double>(k),
+                                       .recall = hits / static_cast<double>(summary.known_wrong)});
+    }
   }
   return summary;
 }
@@ -397,6 +417,13 @@ std::string duration_text(double seconds) {
   const auto minutes = static_cast<int>(std::lround(seconds / 60));
   return minutes >= 60 ? fmt::format("{}h{:02d}", minutes / 60, minutes % 60)
                        : fmt::format("{} min", minutes);
+}
+
+// The base options with a trial's drawn ones over them.
+TrainOptions trial_options(const TrainOptions& base, const json& config) {
+  TrainOptions options = base;
+  for (const auto& [name, value] : config.items()) set_option(options, name, value);
+  return options;
 }
 
 // The study's state and its files in out_dir.
@@ -463,6 +490,10 @@ class Study {
                                  {"known_wrong", suspects->known_wrong}};
       if (suspects->precision) study["suspect_labels"]["precision"] = *suspects->precision;
       if (suspects->recall) study["suspect_labels"]["recall"] = *suspects->recall;
+      for (const SuspectSummary::AtRank& at : suspects->most_doubtful) {
+        study["suspect_labels"]["most_doubtful"].push_back(
+            {{"rows", at.rows}, {"precision", at.precision}, {"recall", at.recall}});
+      }
     }
     write_file_atomically(options_.out_dir / "study.json", study.dump(2));
     if (!result_.trials.empty())
@@ -474,9 +505,7 @@ class Study {
  private:
   // The winning trial's options over the base ones, as config.json writes them.
   json best_config(const TrialResult& trial) const {
-    TrainOptions options = options_.base;
-    for (const auto& [name, value] : trial.config.items()) set_option(options, name, value);
-    const json all = to_json(options);
+    const json all = to_json(trial_options(options_.base, trial.config));
     json config = json::object();
     // An empty text is a choice left to the run (transfer: from the backbone).
     for (const std::string& name : settable_option_names())
@@ -499,8 +528,7 @@ enum class FoldOutcome {
 // Trains fold `fold` of `trial` (again, when a killed study left it half done) and records it.
 FoldOutcome run_fold(Study& study, TrialResult& trial, int fold, const TuneOptions& options,
                      TrainingResources& resources, const std::atomic<bool>* stop_requested) {
-  TrainOptions run = options.base;
-  for (const auto& [name, value] : trial.config.items()) set_option(run, name, value);
+  TrainOptions run = trial_options(options.base, trial.config);
   run.seed = options.seed;
   run.folds = options.folds;
   run.fold = fold;
@@ -702,6 +730,21 @@ StudyResult run_study(const TuneOptions& options, TrainingResources& resources,
     spdlog::warn("the study's report.html could not be written: {}", error.what());
   }
   return study.result();
+}
+
+TrainResult refit_best_trial(const StudyResult& study, const TuneOptions& options,
+                             TrainingResources& resources,
+                             const std::atomic<bool>* stop_requested) {
+  if (!study.best) fail("no trial finished all its folds: there is nothing to refit");
+  const TrialResult& best = study.trials[*study.best];
+  TrainOptions run = trial_options(options.base, best.config);
+  run.seed = options.seed;
+  run.out_dir = options.out_dir / "refit";
+  run.report = true;
+  fs::remove_all(run.out_dir);  // a refit a stopped study left half done
+  spdlog::info("refitting trial {}'s options on the training table: {}", best.trial,
+               run.out_dir.string());
+  return train_model(run, resources, {.stop_requested = stop_requested});
 }
 
 }  // namespace garmentnet

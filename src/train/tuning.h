@@ -20,6 +20,7 @@
 namespace garmentnet {
 
 class TrainingResources;
+struct TrainResult;
 
 // One option of the search space (an option name of config.json, as set_option takes it).
 struct SearchParameter {
@@ -119,6 +120,14 @@ struct SuspectSummary {
   // how many of the rows checked, and the suspects' precision and recall against them.
   size_t known_wrong = 0;
   std::optional<double> precision, recall;
+  // Then also: the k rows with the lowest probability of their given category, for k of ¼, ½, 1
+  // and 2 times the known wrong count: the precision and recall of reading from the top.
+  struct AtRank {
+    size_t rows = 0;
+    double precision = 0;
+    double recall = 0;
+  };
+  std::vector<AtRank> most_doubtful;
 };
 
 struct StudyResult {
@@ -135,5 +144,11 @@ struct StudyResult {
 // strategy, folds or seed.
 StudyResult run_study(const TuneOptions& options, TrainingResources& resources,
                       const std::atomic<bool>* stop_requested);
+
+// Trains the best complete trial's options on the training table into out_dir/refit (a normal run
+// folder with model.gnm and report.html; the usual stratified validation share picks its best
+// epoch): the model to evaluate and serve. InputError when no trial is complete.
+TrainResult refit_best_trial(const StudyResult& study, const TuneOptions& options,
+                             TrainingResources& resources, const std::atomic<bool>* stop_requested);
 
 }  // namespace garmentnet

@@ -138,7 +138,7 @@ TEST(Tune, AStudyRecordsEveryFoldResumesWithoutRetrainingAndHandsItsBestToTrain)
   EXPECT_EQ(config["seed"], 7);
 }
 
-TEST(Tune, ABadTrialIsPrunedAtItsFirstRungAndNeverChosen) {
+TEST(Tune, ABadTrialIsPrunedAtItsFirstRungNeverChosenAndTheBestIsRefitted) {
   TempDir dir;
   // On the grid, trial 1's heads learn (head_lr 0.03) and trial 2 is the untrained model (every
   // learning rate 1e-7, the same initial weights): at the rung epoch 1 its fold 0 is below trial
@@ -149,7 +149,7 @@ TEST(Tune, ABadTrialIsPrunedAtItsFirstRungAndNeverChosen) {
   })");
   const CommandResult result = run_garmentnet(fmt::format(
       "tune --data '{}' --out '{}' --space '{}' --strategy grid --folds 2 --threads 2 "
-      "--reduction-factor 3 --min-epochs 1",
+      "--reduction-factor 3 --min-epochs 1 --refit",
       tiny_dataset().string(), (dir / "study").string(), (dir / "space.json").string()));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const nlohmann::json state = nlohmann::json::parse(read_file(dir / "study/study.json"));
@@ -172,6 +172,11 @@ TEST(Tune, ABadTrialIsPrunedAtItsFirstRungAndNeverChosen) {
   const Column& status = table.column("status");
   EXPECT_EQ(std::count(status.values.begin(), status.values.end(), Value("pruned")), 1);
   EXPECT_EQ(std::count(status.values.begin(), status.values.end(), Value("finished")), 2);
+  // --refit trains the best options into a normal run folder.
+  EXPECT_TRUE(std::filesystem::exists(dir / "study/refit/model.gnm"));
+  const nlohmann::json refit = nlohmann::json::parse(read_file(dir / "study/refit/config.json"));
+  EXPECT_EQ(refit["head_lr"], 0.03);
+  EXPECT_EQ(refit["folds"], 0);
 }
 
 TEST(Tune, OnADatasetWithKnownWrongLabelsTheSuspectsAreScoredAgainstThem) {
@@ -228,6 +233,11 @@ TEST(Tune, OnADatasetWithKnownWrongLabelsTheSuspectsAreScoredAgainstThem) {
                      static_cast<double>(known) / static_cast<double>(suspects.num_rows()));
   }
   EXPECT_DOUBLE_EQ(summary["recall"].get<double>(), static_cast<double>(known) / 30);
+  // Reading from the most doubtful: 8, 15, 30 and 60 rows for the 30 known wrong ones.
+  ASSERT_EQ(summary["most_doubtful"].size(), 4u);
+  EXPECT_EQ(summary["most_doubtful"][2]["rows"], 30);
+  const nlohmann::json& all_known = summary["most_doubtful"][2];
+  EXPECT_DOUBLE_EQ(all_known["precision"].get<double>(), all_known["recall"].get<double>());
   EXPECT_NE(read_file(dir / "study/report.html").find("Suspect labels"), std::string::npos);
 }
 
