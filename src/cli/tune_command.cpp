@@ -45,8 +45,11 @@ void add_tune_command(CLI::App& app) {
   command->add_option("--fix", *fixed,
                       "NAME=VALUE: a training option every trial uses (e.g. --fix epochs=6 --fix "
                       "backbone=runs/pretrain/backbone.pt); repeatable");
-  command->add_option("--strategy", *strategy, "random or grid")
-      ->check(CLI::IsMember({"random", "grid"}))
+  command
+      ->add_option("--strategy", *strategy,
+                   "random, grid, or tpe (random for the first 10 trials, then proposed from the "
+                   "trials so far)")
+      ->check(CLI::IsMember({"random", "grid", "tpe"}))
       ->capture_default_str();
   command->add_option("--trials", options->trials, "Most trials to run")->capture_default_str();
   command->add_option("--budget-minutes", options->budget_minutes,
