@@ -316,7 +316,18 @@ Program trace_program(const Backbone& backbone, int height, int width) {
         "supports the native backbones ({})",
         fmt::join(native_backbone_names(), ", "));
   if (backbone->is_training()) fail_internal("trace_program needs a backbone in eval mode");
-  for (auto& parameter : backbone->parameters()) parameter.requires_grad_(false);
+  // The tracer takes weights that need no gradient as constants. The backbone is the caller's:
+  // its flags are put back when tracing ends, however it ends.
+  struct RequiresGradRestorer {
+    std::vector<std::pair<at::Tensor, bool>> flags;
+    ~RequiresGradRestorer() {
+      for (auto& [parameter, requires_grad] : flags) parameter.requires_grad_(requires_grad);
+    }
+  } restorer;
+  for (auto& parameter : backbone->parameters()) {
+    restorer.flags.emplace_back(parameter, parameter.requires_grad());
+    parameter.requires_grad_(false);
+  }
   torch::NoGradGuard no_grad;
   auto generator = at::detail::createCPUGenerator(/*seed_val=*/1);
   const at::Tensor example = at::randn({1, 3, height, width}, generator, torch::kFloat);
@@ -693,13 +704,22 @@ Backbone quantized_backbone_from_architecture(const nlohmann::json& architecture
     program.output = json.at("output").get<int>();
     for (const auto& step : json.at("steps"))
       program.steps.push_back(Step::from_json(step, source));
-    observer = architecture.at("observer").get<std::string>() == "minmax"
-                   ? RangeObserver::MinMax
-                   : RangeObserver::Percentile;
+    const std::string observer_name = architecture.at("observer").get<std::string>();
+    if (observer_name != name_of(RangeObserver::MinMax) &&
+        observer_name != name_of(RangeObserver::Percentile))
+      fail("{} is a corrupt int8 model (unknown observer '{}'); quantize the model anew", source,
+           observer_name.substr(0, 40));
+    observer = observer_name == name_of(RangeObserver::MinMax) ? RangeObserver::MinMax
+                                                               : RangeObserver::Percentile;
     feature_dim = architecture.at("feature_dim").get<int64_t>();
   } catch (const nlohmann::json::exception& error) {
     fail("{} is a corrupt int8 model ({}); quantize the model anew", source, error.what());
   }
+  if (program.output <= 0 || program.output >= program.values)
+    fail(
+        "{} is a corrupt int8 model (its output value {} is not one of its {} values); quantize "
+        "the model anew",
+        source, program.output, program.values);
   for (const auto& step : program.steps) {
     bool in_range = step.output > 0 && step.output < program.values;
     for (int input : step.inputs) in_range = in_range && input >= 0 && input < step.output;

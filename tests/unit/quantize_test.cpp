@@ -111,6 +111,33 @@ TEST(Int8ModelFileTest, RoundTripsStatesItsPrecisionAndRunsInThePredictor) {
   }
 }
 
+TEST(Int8ModelFileTest, CalibratingLeavesTheCallersBackboneTrainable) {
+  Backbone backbone = random_backbone("small_cnn");
+  for (const auto& parameter : backbone->parameters()) ASSERT_TRUE(parameter.requires_grad());
+  Calibration calibration(backbone, 16, 16);
+  for (const auto& parameter : backbone->parameters()) EXPECT_TRUE(parameter.requires_grad());
+}
+
+TEST(Int8ModelFileTest, AnUnknownObserverOrAnOutputOutsideTheProgramIsACorruptFile) {
+  Backbone backbone = random_backbone("small_cnn");
+  Calibration calibration(backbone, 16, 16);
+  calibration.observe(torch::randn({2, 3, 16, 16}));
+  const nlohmann::json architecture = calibration.quantize(RangeObserver::MinMax)->architecture();
+  EXPECT_NO_THROW(quantized_backbone_from_architecture(architecture, "m.gnm"));
+  nlohmann::json unknown_observer = architecture;
+  unknown_observer["observer"] = "histogram";
+  EXPECT_NE(testing::error_of([&] {
+              quantized_backbone_from_architecture(unknown_observer, "m.gnm");
+            }).find("m.gnm is a corrupt int8 model (unknown observer 'histogram')"),
+            std::string::npos);
+  nlohmann::json outside = architecture;
+  outside["program"]["output"] = architecture["program"]["values"].get<int>() + 3;
+  EXPECT_NE(testing::error_of([&] {
+              quantized_backbone_from_architecture(outside, "m.gnm");
+            }).find("m.gnm is a corrupt int8 model (its output value"),
+            std::string::npos);
+}
+
 TEST(Int8ModelFileTest, AnInt8BackboneIsNotQuantizedAgain) {
   Backbone backbone = random_backbone("small_cnn");
   Calibration calibration(backbone, 16, 16);
