@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/serialize.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -40,22 +41,41 @@ TrainingState TrainingState::from_json(const json& j) {
 }
 
 Checkpoint::Checkpoint(const fs::path& run_dir)
-    : model_path_(run_dir / "checkpoint.gnm"),
-      optimizer_path_(run_dir / "checkpoint.optim.pt"),
-      tag_(random_tag()) {}
+    : run_dir_(run_dir), model_path_(run_dir / "checkpoint.gnm") {}
+
+// checkpoint.optim.<tag>.pt; with no tag, checkpoint.optim.pt, where versions before per-save tags
+// kept it.
+fs::path Checkpoint::optimizer_path(const std::string& tag) const {
+  return run_dir_ / (tag.empty() ? "checkpoint.optim.pt" : "checkpoint.optim." + tag + ".pt");
+}
 
 bool Checkpoint::exists() const { return fs::exists(model_path_); }
 
 void Checkpoint::save(MultiTaskModel& model, const Preprocessing& pre,
                       const std::map<std::string, std::vector<double>>& thresholds,
                       const Optimizer& optimizer, const TrainingState& state) const {
+  const std::string tag = random_tag();
   torch::serialize::OutputArchive archive;
   optimizer.optimizer->save(archive);
-  archive.write("checkpoint_tag", c10::IValue(tag_));
-  write_atomically(optimizer_path_, [&](const fs::path& temp) { archive.save_to(temp.string()); });
+  archive.write("checkpoint_tag", c10::IValue(tag));
+  const fs::path optimizer_file = optimizer_path(tag);
+  write_atomically(optimizer_file, [&](const fs::path& temp) { archive.save_to(temp.string()); });
+  // Fault injection for the tests: the process ends here, as a kill -9 between the two writes
+  // would end it, when saving after epoch GARMENTNET_TEST_CRASH_BETWEEN_CHECKPOINT_WRITES.
+  if (const char* crash = std::getenv("GARMENTNET_TEST_CRASH_BETWEEN_CHECKPOINT_WRITES");
+      crash != nullptr && std::atoi(crash) == state.next_epoch)
+    std::_Exit(137);
   ModelBundle bundle{.model = model, .preprocessing = pre, .tag_thresholds = thresholds};
-  bundle.metadata = {{"training_state", state.to_json()}, {"checkpoint_tag", tag_}};
+  bundle.metadata = {{"training_state", state.to_json()}, {"checkpoint_tag", tag}};
   save_model_file(bundle, model_path_);
+  // Only now is the previous pair's optimiser file no longer needed.
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(run_dir_, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("checkpoint.optim.") && name.ends_with(".pt") &&
+        entry.path() != optimizer_file)
+      fs::remove(entry.path(), error);
+  }
 }
 
 Checkpoint::Loaded Checkpoint::load() const {
@@ -72,10 +92,13 @@ Checkpoint::Loaded Checkpoint::load() const {
 }
 
 void Checkpoint::restore_optimizer(const Loaded& loaded, Optimizer& optimizer) const {
+  // The tagged file of this checkpoint, or the one file of runs of older versions.
+  fs::path file = optimizer_path(loaded.tag);
+  if (!fs::exists(file)) file = optimizer_path("");
   torch::serialize::InputArchive archive;
   c10::IValue saved_tag;
   try {
-    archive.load_from(optimizer_path_.string());
+    archive.load_from(file.string());
     archive.read("checkpoint_tag", saved_tag);
   } catch (const c10::Error&) {
     saved_tag = c10::IValue(std::string());
@@ -83,8 +106,8 @@ void Checkpoint::restore_optimizer(const Loaded& loaded, Optimizer& optimizer) c
   if (saved_tag.isString() && !loaded.tag.empty() && saved_tag.toStringRef() == loaded.tag) {
     optimizer.optimizer->load(archive);
   } else {
-    spdlog::warn("{} does not match the checkpoint; continuing with a fresh optimizer state",
-                 optimizer_path_.string());
+    spdlog::warn("{} holds no optimizer state of this checkpoint; continuing with a fresh one",
+                 run_dir_.string());
   }
 }
 

@@ -1,8 +1,9 @@
 // The resumable state of a run, written at every epoch boundary: checkpoint.gnm (model file with
-// the training state in its metadata) and checkpoint.optim.pt (optimiser state), tied together
-// by a random tag so a mismatched pair is detected. Both are written atomically; a run stopped
-// at any moment (Ctrl-C, SIGTERM, kill -9) resumes from the last epoch boundary and gives the
-// same figures as an uninterrupted run.
+// the training state in its metadata) and checkpoint.optim.<tag>.pt (optimiser state). Every save
+// has a new random tag, named in the model file: the optimiser file is written first under its new
+// name, then the model file, and only then are older optimiser files removed, so a run stopped at
+// any moment (Ctrl-C, SIGTERM, kill -9, even between the two writes) resumes from the last epoch
+// boundary with its own optimiser state and gives the same figures as an uninterrupted run.
 #pragma once
 
 #include <filesystem>
@@ -54,9 +55,10 @@ class Checkpoint {
   void restore_optimizer(const Loaded& loaded, Optimizer& optimizer) const;
 
  private:
+  std::filesystem::path optimizer_path(const std::string& tag) const;
+
+  std::filesystem::path run_dir_;
   std::filesystem::path model_path_;
-  std::filesystem::path optimizer_path_;
-  std::string tag_;  // this run's tag, written with every save
 };
 
 }  // namespace garmentnet

@@ -299,6 +299,38 @@ TEST(Train, SigtermMidEpochThenResumeGivesTheFiguresOfAnUninterruptedRun) {
   }
 }
 
+TEST(Train, AKillBetweenTheCheckpointsTwoWritesStillResumesExactly) {
+  testing::TempDir dir;
+  const std::string common = "train --data " + testing::tiny_dataset().string() +
+                             " --image-size 32 --epochs 3 --batch-size 8 --patience 0 "
+                             "--no-report --backbone small_cnn --threads 2 --out ";
+  const auto whole = testing::run_garmentnet(common + (dir / "whole").string());
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+
+  // The process ends after epoch 2's optimiser state is written, before its model file.
+  const auto run = dir / "torn";
+  const auto crashed =
+      testing::run_shell("GARMENTNET_TEST_CRASH_BETWEEN_CHECKPOINT_WRITES=2 " +
+                         std::string(GARMENTNET_BINARY) + " " + common + run.string());
+  ASSERT_NE(crashed.exit_code, 0) << crashed.output;
+  EXPECT_EQ(load_model_file(run / "checkpoint.gnm").metadata["training_state"]["next_epoch"], 1);
+
+  const auto resumed = testing::run_garmentnet(common + run.string() + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(resumed.output.find("fresh"), std::string::npos) << resumed.output;
+  const auto expected = epoch_figures(dir / "whole");
+  const auto got = epoch_figures(run);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t e = 0; e < got.size(); ++e) {
+    for (size_t k = 0; k < 3; ++k) EXPECT_NEAR(got[e][k], expected[e][k], 1e-6) << "epoch " << e;
+  }
+  // One optimiser file is left: the last checkpoint's.
+  size_t optimizer_files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(run))
+    optimizer_files += entry.path().filename().string().starts_with("checkpoint.optim.") ? 1 : 0;
+  EXPECT_EQ(optimizer_files, 1u);
+}
+
 // Counts what a run tells its observers, and ends it after `stop_epoch` epochs.
 class RecordingObserver : public TrainingObserver {
  public:
