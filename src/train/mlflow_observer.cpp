@@ -102,4 +102,8 @@ void MlflowObserver::on_run_end(const TrainResult& result) {
   run_->finish(result.interrupted ? "KILLED" : "FINISHED");
 }
 
+void MlflowObserver::on_run_failed(const std::string& /*error*/) {
+  if (run_) run_->finish("FAILED");
+}
+
 }  // namespace garmentnet

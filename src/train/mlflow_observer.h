@@ -20,6 +20,7 @@ class MlflowObserver : public TrainingObserver {
   void on_run_start(const RunStart& start) override;
   void on_epoch_end(const EpochEnd& end) override;
   void on_run_end(const TrainResult& result) override;
+  void on_run_failed(const std::string& error) override;
 
  private:
   void log_epoch(const EpochRecord& record);

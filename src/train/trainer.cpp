@@ -142,6 +142,14 @@ class Trainer {
       train_and_report();
     } catch (const std::exception& error) {
       write_run_status(out_, RunStatus::Failed, error.what());
+      // Every observer hears of it; one that fails in turn does not hide the run's own error.
+      for (TrainingObserver* observer : observers_) {
+        try {
+          observer->on_run_failed(error.what());
+        } catch (const std::exception& failure) {
+          spdlog::warn("an observer could not take the run's failure: {}", failure.what());
+        }
+      }
       throw;
     }
     write_run_status(out_, result_.interrupted ? RunStatus::Stopped : RunStatus::Finished);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "train/epoch_metrics.h"
@@ -51,6 +52,9 @@ class TrainingObserver {
   // Asked after every epoch: true ends the run there, like early stopping (a pruned trial).
   virtual bool stop_after(const EpochEnd&) { return false; }
   virtual void on_run_end(const TrainResult&) {}
+  // Instead of on_run_end when the run ends by an error (a non-finite loss, a full disk, a bad
+  // image under --strict), with its message; the error then goes on to the caller.
+  virtual void on_run_failed(const std::string& /*error*/) {}
 };
 
 // Called after every backward pass, before the optimiser step, with the trained parameters

@@ -331,6 +331,25 @@ TEST(Train, AKillBetweenTheCheckpointsTwoWritesStillResumesExactly) {
   EXPECT_EQ(optimizer_files, 1u);
 }
 
+TEST(Train, ObserversHearOfARunThatFailedAndTheErrorReachesTheCaller) {
+  // One observer fails the run after its first epoch (as a full disk would); another listens.
+  struct Failing : TrainingObserver {
+    void on_epoch_end(const EpochEnd&) override { fail("no space left on device"); }
+  } failing;
+  struct Listening : TrainingObserver {
+    std::string error;
+    int ends = 0;
+    void on_run_failed(const std::string& message) override { error = message; }
+    void on_run_end(const TrainResult&) override { ++ends; }
+  } listening;
+  testing::TempDir dir;
+  EXPECT_THROW(train_model(testing::quick_train_options(dir / "run", 2),
+                           testing::training_resources(), {.observers = {&failing, &listening}}),
+               InputError);
+  EXPECT_EQ(listening.error, "no space left on device");
+  EXPECT_EQ(listening.ends, 0);
+}
+
 // Counts what a run tells its observers, and ends it after `stop_epoch` epochs.
 class RecordingObserver : public TrainingObserver {
  public:
