@@ -54,29 +54,11 @@ nlohmann::json builtin_search_space();
 enum class SearchStrategy {
   Random,  // every trial draws every option
   Grid,    // the trials walk the grid of the space
-  Tpe,     // random for the first kTpeStartupTrials, then proposed by TPE from the trials so far
+  Tpe,     // random for the first kTpeStartupTrials, then proposed by TPE (tpe.h)
 };
 inline constexpr auto kSearchStrategies = choice_names<SearchStrategy>(
     std::pair{"random", SearchStrategy::Random}, std::pair{"grid", SearchStrategy::Grid},
     std::pair{"tpe", SearchStrategy::Tpe});
-inline constexpr int kTpeStartupTrials = 10;
-
-// A finished trial as TPE learns from it: its options and mean score; pruned and failed trials
-// count among the bad ones.
-struct ScoredConfig {
-  nlohmann::json config;
-  double score = 0;
-  bool bad = false;  // pruned or failed: below every scored trial
-};
-
-// The next options by the tree-structured Parzen estimator (Bergstra et al. 2011; Optuna's
-// default sampler), each option on its own: the trials so far are split into the best quarter
-// and the rest; each side's values make a density (Gaussian kernels, on the logarithm for
-// log_uniform, plus a broad prior; counts for choices); of 24 candidates drawn from the good
-// density, the one with the highest ratio good / bad density is proposed. Fixed options keep
-// their value.
-nlohmann::json propose_tpe(const std::vector<SearchParameter>& space,
-                           const std::vector<ScoredConfig>& history, std::mt19937_64& rng);
 
 struct TuneOptions {
   TrainOptions base;  // data_dir and every option the space leaves alone

@@ -1,10 +1,10 @@
 // TPE's proposals move toward the better options of a synthetic objective.
+#include "train/tpe.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <functional>
-
-#include "train/tuning.h"
 
 namespace garmentnet {
 namespace {
