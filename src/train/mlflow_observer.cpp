@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/version.h"
+#include "train/run_listing.h"
 #include "train/trainer.h"
 
 namespace garmentnet {
@@ -15,16 +16,6 @@ namespace fs = std::filesystem;
 
 nlohmann::json key_value(const std::string& key, const std::string& value) {
   return {{"key", key}, {"value", value}};
-}
-
-// config.json as MLflow parameters: nested keys joined with '.', values as text.
-void flatten(const nlohmann::json& value, const std::string& key, nlohmann::json& params) {
-  if (value.is_object()) {
-    for (const auto& [name, inner] : value.items())
-      flatten(inner, key.empty() ? name : key + "." + name, params);
-  } else {
-    params.push_back(key_value(key, value.is_string() ? value.get<std::string>() : value.dump()));
-  }
 }
 
 // CRC-32 of a file, as 8 hex digits ("" when it cannot be read): which label file a run used.
@@ -62,7 +53,8 @@ void MlflowObserver::on_run_start(const RunStart& start) {
              {"start_time", mlflow_timestamp_ms()},
              {"tags", tags}});
   nlohmann::json params = nlohmann::json::array();
-  flatten(to_json(options), "", params);
+  for (const auto& [name, value] : flat_options(to_json(options)))
+    params.push_back(key_value(name, value));
   // MLflow takes at most 100 parameters per log-batch.
   for (size_t first = 0; first < params.size(); first += 100) {
     const auto begin = params.begin() + static_cast<std::ptrdiff_t>(first);

@@ -55,16 +55,6 @@ ComparedRun read_compared_run(const fs::path& folder) {
   return run;
 }
 
-void flatten(const nlohmann::json& value, const std::string& name,
-             std::map<std::string, std::string>& out) {
-  if (value.is_object()) {
-    for (const auto& [key, item] : value.items())
-      flatten(item, name.empty() ? key : name + "." + key, out);
-  } else {
-    out[name] = value.is_string() ? value.get<std::string>() : value.dump();
-  }
-}
-
 // One chart of `figure` with a line per run, in the run's colour; `dashed_figure`, when given, is
 // drawn dashed in the same colour (training next to validation).
 void add_curve_chart(HtmlReport& report, const std::vector<ComparedRun>& runs,
@@ -150,11 +140,11 @@ void add_best_epochs_table(HtmlReport& report, const std::vector<ComparedRun>& r
 
 std::vector<std::vector<std::string>> differing_options(
     const std::vector<nlohmann::json>& configs) {
-  std::vector<std::map<std::string, std::string>> options(configs.size());
+  std::vector<std::map<std::string, std::string>> options;
   std::set<std::string> names;
-  for (size_t i = 0; i < configs.size(); ++i) {
-    flatten(configs[i], "", options[i]);
-    for (const auto& [name, value] : options[i]) names.insert(name);
+  for (const nlohmann::json& config : configs) {
+    options.push_back(flat_options(config));
+    for (const auto& [name, value] : options.back()) names.insert(name);
   }
   names.erase("out");
   std::vector<std::vector<std::string>> rows;

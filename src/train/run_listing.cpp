@@ -37,6 +37,26 @@ nlohmann::json read_run_file(const fs::path& file) {
   return nlohmann::json::parse(read_file(file), nullptr, /*allow_exceptions=*/false);
 }
 
+namespace {
+
+void flatten(const nlohmann::json& value, const std::string& name,
+             std::map<std::string, std::string>& out) {
+  if (value.is_object()) {
+    for (const auto& [key, item] : value.items())
+      flatten(item, name.empty() ? key : name + "." + key, out);
+  } else {
+    out[name] = value.is_string() ? value.get<std::string>() : value.dump();
+  }
+}
+
+}  // namespace
+
+std::map<std::string, std::string> flat_options(const nlohmann::json& config) {
+  std::map<std::string, std::string> options;
+  flatten(config, "", options);
+  return options;
+}
+
 RunSummary summarize_run(const fs::path& folder, std::string name) {
   RunSummary run;
   run.folder = folder;

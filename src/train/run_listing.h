@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
@@ -45,6 +46,10 @@ RunSummary summarize_run(const std::filesystem::path& folder, std::string name);
 // A run folder's JSON file (config.json, metrics.json, status.json); a discarded value when it is
 // missing or not JSON.
 nlohmann::json read_run_file(const std::filesystem::path& file);
+
+// A run's options (config.json) as text by name, nested ones named like
+// "augmentation.brightness": what MLflow gets as parameters and `runs compare` compares.
+std::map<std::string, std::string> flat_options(const nlohmann::json& config);
 
 // Every run folder (a folder with config.json and metrics.json or status.json) under `root`,
 // nested ones included; folders that cannot be read are skipped with a warning.

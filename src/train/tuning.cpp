@@ -327,6 +327,8 @@ std::optional<SuspectSummary> find_study_suspects(const StudyResult& study,
   std::vector<float> probabilities(rows * classes.size());
   std::vector<int64_t> labels(rows, -1);
   const Column& given = table.column("label");
+  const Column& row_ids = table.column("id");
+  const Column& row_images = table.column("image");
   for (size_t row = 0; row < rows; ++row) {
     for (size_t j = 0; j < classes.size(); ++j)
       probabilities[row * classes.size() + j] =
@@ -343,8 +345,8 @@ std::optional<SuspectSummary> find_study_suspects(const StudyResult& study,
       confidence{"confidence", ColumnType::Double},
       given_probability{"given_probability", ColumnType::Double};
   for (const SuspectLabel& suspect : find_suspect_labels(probabilities, labels, classes.size())) {
-    SuspectRow row{.id = std::get<std::string>(table.column("id").values[suspect.row]),
-                   .image = std::get<std::string>(table.column("image").values[suspect.row]),
+    SuspectRow row{.id = std::get<std::string>(row_ids.values[suspect.row]),
+                   .image = std::get<std::string>(row_images.values[suspect.row]),
                    .given = classes[static_cast<size_t>(suspect.given)],
                    .predicted = classes[static_cast<size_t>(suspect.predicted)],
                    .confidence = suspect.confidence,
@@ -365,7 +367,7 @@ std::optional<SuspectSummary> find_study_suspects(const StudyResult& study,
   if (const auto wrong = known_wrong_labels(options.base.data_dir)) {
     size_t found = 0;
     for (const SuspectRow& row : summary.rows) found += wrong->count(row.id);
-    for (const Value& id : table.column("id").values)
+    for (const Value& id : row_ids.values)
       summary.known_wrong += wrong->count(std::get<std::string>(id));
     if (!summary.rows.empty())
       summary.precision = static_cast<double>(found) / static_cast<double>(summary.rows.size());
@@ -376,7 +378,7 @@ std::optional<SuspectSummary> find_study_suspects(const StudyResult& study,
     for (size_t row = 0; row < rows; ++row) {
       if (labels[row] < 0) continue;
       ranked.emplace_back(probabilities[row * classes.size() + static_cast<size_t>(labels[row])],
-                          wrong->count(std::get<std::string>(table.column("id").values[row])) > 0);
+                          wrong->count(std::get<std::string>(row_ids.values[row])) > 0);
     }
     std::sort(ranked.begin(), ranked.end());
     for (const double share : {0.25, 0.5, 1.0, 2.0}) {

@@ -266,6 +266,16 @@ std::vector<std::array<double, 3>> epoch_figures(const std::filesystem::path& ru
   return figures;
 }
 
+// A resumed run's per-epoch figures are those of the uninterrupted run `whole`.
+void expect_same_figures(const std::filesystem::path& run, const std::filesystem::path& whole) {
+  const auto expected = epoch_figures(whole);
+  const auto got = epoch_figures(run);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t e = 0; e < got.size(); ++e) {
+    for (size_t k = 0; k < 3; ++k) EXPECT_NEAR(got[e][k], expected[e][k], 1e-6) << "epoch " << e;
+  }
+}
+
 TEST(Train, SigtermMidEpochThenResumeGivesTheFiguresOfAnUninterruptedRun) {
   testing::TempDir dir;
   const std::string common = "train --data " + testing::tiny_dataset().string() +
@@ -291,12 +301,7 @@ TEST(Train, SigtermMidEpochThenResumeGivesTheFiguresOfAnUninterruptedRun) {
 
   const auto resumed = testing::run_garmentnet(common + run.string() + " --resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  const auto expected = epoch_figures(dir / "whole");
-  const auto got = epoch_figures(run);
-  ASSERT_EQ(got.size(), expected.size());
-  for (size_t e = 0; e < got.size(); ++e) {
-    for (size_t k = 0; k < 3; ++k) EXPECT_NEAR(got[e][k], expected[e][k], 1e-6) << "epoch " << e;
-  }
+  expect_same_figures(run, dir / "whole");
 }
 
 TEST(Train, AKillBetweenTheCheckpointsTwoWritesStillResumesExactly) {
@@ -318,12 +323,7 @@ TEST(Train, AKillBetweenTheCheckpointsTwoWritesStillResumesExactly) {
   const auto resumed = testing::run_garmentnet(common + run.string() + " --resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_EQ(resumed.output.find("fresh"), std::string::npos) << resumed.output;
-  const auto expected = epoch_figures(dir / "whole");
-  const auto got = epoch_figures(run);
-  ASSERT_EQ(got.size(), expected.size());
-  for (size_t e = 0; e < got.size(); ++e) {
-    for (size_t k = 0; k < 3; ++k) EXPECT_NEAR(got[e][k], expected[e][k], 1e-6) << "epoch " << e;
-  }
+  expect_same_figures(run, dir / "whole");
   // One optimiser file is left: the last checkpoint's.
   size_t optimizer_files = 0;
   for (const auto& entry : std::filesystem::directory_iterator(run))
