@@ -3,6 +3,8 @@
 # run writes its tensorboard/), with MLflow to a responsive tracking server, to a server that
 # accepts connections and never answers, and to a file store. Prints each run's mean epoch seconds
 # and whole wall time, and each against TensorBoard only (measured first and last, so drift shows).
+# Then how long `runs list` takes over 100 run folders (copies of these five), through
+# `garmentnet` (no LibTorch) and through `garmentnet-torch` (which loads it).
 # Usage: scripts/bench-tracking.sh [BUILD_DIR]   (`make bench-tracking` passes build/)
 # Environment: BENCH_EPOCHS (default 6), BENCH_WAIT (--mlflow-wait seconds, default 5).
 set -euo pipefail
@@ -53,11 +55,11 @@ run mlflow-silent --mlflow-uri "http://127.0.0.1:$(cat "$out/silent.port")" \
 run mlflow-file-store --mlflow-uri "file:$out/mlruns" --mlflow-wait "$wait_seconds"
 run tensorboard-only-again
 
-/usr/bin/python3 - "$out" <<'EOF'
+names=(tensorboard-only mlflow-responsive mlflow-silent mlflow-file-store tensorboard-only-again)
+/usr/bin/python3 - "$out" "${names[@]}" <<'EOF'
 import json, sys
 out = sys.argv[1]
-names = ["tensorboard-only", "mlflow-responsive", "mlflow-silent", "mlflow-file-store",
-         "tensorboard-only-again"]
+names = sys.argv[2:]
 rows = {}
 for name in names:
     epochs = json.load(open(f"{out}/{name}/metrics.json"))
@@ -72,3 +74,26 @@ for name in names:
     epoch, wall = rows[name]
     print(f"{name:24} {epoch:8.3f} {epoch - base_epoch:+10.3f} {wall:8.2f} {wall - base_wall:+10.2f}")
 EOF
+
+# 100 run folders: each of the five runs' records 20 times.
+mkdir -p "$out/hundred"
+for copy in $(seq 20); do
+  for name in "${names[@]}"; do
+    mkdir -p "$out/hundred/$name-$copy"
+    cp "$out/$name"/{config.json,metrics.json,status.json} "$out/hundred/$name-$copy/"
+  done
+done
+# median_seconds COMMAND...: the median wall time of 5 runs of the command.
+median_seconds() {
+  for _ in 1 2 3 4 5; do
+    local start end
+    start=$(date +%s.%N)
+    "$@" >/dev/null
+    end=$(date +%s.%N)
+    awk "BEGIN { printf \"%.3f\\n\", $end - $start }"
+  done | sort -n | sed -n 3p
+}
+rows=$("$bin" runs list "$out/hundred" | tail -1)
+echo "runs list over 100 run folders ($rows), median of 5:"
+echo "  garmentnet        $(median_seconds "$bin" runs list "$out/hundred") s"
+echo "  garmentnet-torch  $(median_seconds "$(dirname "$bin")/garmentnet-torch" runs list "$out/hundred") s"

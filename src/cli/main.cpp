@@ -1,61 +1,44 @@
-// garmentnet: one executable, one subcommand per job.
-#include <torch/version.h>
+// garmentnet: the command users type. `runs` answers here, without LibTorch, in milliseconds;
+// every other command line is handed unchanged to garmentnet-torch, next to this executable, which
+// loads LibTorch (about 0.7 s).
+#include <limits.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
+#include <cstring>
+#include <string>
 
+#include "cli/app.h"
 #include "cli/commands.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "core/version.h"
+
+namespace {
+
+// Replaces this process by garmentnet-torch with the same arguments (the pid stays, so signals
+// reach it); returns only if that fails.
+void exec_torch_executable(char** argv) {
+  char self[PATH_MAX];
+  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  std::string path = length > 0 ? std::string(self, static_cast<size_t>(length)) : argv[0];
+  path = path.substr(0, path.rfind('/') + 1) + "garmentnet-torch";
+  setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);  // why: torch_main.cpp
+  execv(path.c_str(), argv);
+  std::fprintf(stderr,
+               "error: cannot start %s: %s (it belongs next to this executable; rebuild or "
+               "reinstall garmentnet)\n",
+               path.c_str(), std::strerror(errno));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  // LibTorch's OpenMP threads spin while they wait for work; when JPEG decoding or other processes
-  // want the same cores, the spinning starves them (up to 10x slower predict on 2 busy cores,
-  // docs/benchmarks.md). OpenMP reads the policy once at start-up, so set it and start again;
-  // a policy the user chose is kept.
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then run with the default policy
-  }
-  CLI::App app{
-      "garmentnet: learns clothing categories and pattern tags from photos, predicts in batch and "
-      "serves the model over HTTP"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", "garmentnet " + std::string(garmentnet::kGarmentnetVersion) +
-                                        " (LibTorch " + TORCH_VERSION + ")");
-  std::string log_level = "info";
-  app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
-  app.parse_complete_callback([&] { garmentnet::init_logging(log_level); });
-
-  // Subcommands register here (see cli/commands.h).
-  garmentnet::cli::add_bench_command(app);
-  garmentnet::cli::add_export_command(app);
-  garmentnet::cli::add_explore_command(app);
-  garmentnet::cli::add_make_dataset_command(app);
-  garmentnet::cli::add_pretrain_command(app);
-  garmentnet::cli::add_train_command(app);
-  garmentnet::cli::add_predict_command(app);
-  garmentnet::cli::add_merge_predictions_command(app);
-  garmentnet::cli::add_quantize_command(app);
-  garmentnet::cli::add_evaluate_command(app);
-  garmentnet::cli::add_runs_command(app);
-  garmentnet::cli::add_tune_command(app);
-  garmentnet::cli::add_serve_command(app);
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    return app.exit(error);
-  } catch (const garmentnet::InputError& error) {
-    std::fprintf(stderr, "error: %s\n", error.what());
-    return 1;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "internal error: %s\n(please report this with the command you ran)\n",
-                 error.what());
+  using namespace garmentnet::cli;
+  if (named_subcommand(argc, argv) != "runs") {
+    exec_torch_executable(argv);
     return 2;
   }
-  return 0;
+  constexpr std::array<AddCommand, 1> commands{add_runs_command};
+  return run_app(argc, argv, commands, "");
 }

@@ -138,6 +138,26 @@ TEST(Runs, ListShowsEveryRunWithItsStatusAndBestEpoch) {
   EXPECT_NE(listed.output.find("1 run(s)"), std::string::npos) << listed.output;
 }
 
+// `runs` answers without loading LibTorch (which takes most of a second); every other command line
+// reaches garmentnet-torch unchanged, global options included.
+TEST(Runs, ListAnswersWithoutLoadingLibTorch) {
+  const TempDir dir;
+  const auto loaded = [](const std::string& arguments) {
+    return run_shell(fmt::format("LD_DEBUG=libs '{}' {}", GARMENTNET_BINARY, arguments));
+  };
+  const CommandResult listed =
+      loaded(fmt::format("--log-level warn runs list '{}'", dir.path().string()));
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_NE(listed.output.find("0 run(s)"), std::string::npos) << listed.output;
+  EXPECT_EQ(listed.output.find("libtorch"), std::string::npos) << listed.output;
+
+  const CommandResult other = loaded("--log-level warn export --help");
+  ASSERT_EQ(other.exit_code, 0) << other.output;
+  EXPECT_NE(other.output.find("libtorch_cpu"), std::string::npos);
+  EXPECT_NE(other.output.find("TorchScript"), std::string::npos) << other.output;
+  EXPECT_NE(run_garmentnet("--log-level warn no-such-command").exit_code, 0);
+}
+
 // The cells of the first table row of `html` whose first cell is `name`; none when there is none.
 std::vector<std::string> table_row(const std::string& html, const std::string& name) {
   const size_t at = html.find(">" + name + "</td>");
