@@ -1,10 +1,12 @@
 #include "test_support.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <random>
+#include <thread>
 
 #include "data/fashion_mnist.h"
 #include "train/trainer.h"
@@ -66,6 +68,28 @@ const std::filesystem::path& tiny_model() {
 
 CommandResult run_garmentnet(const std::string& arguments) {
   return run_shell(std::string(GARMENTNET_BINARY) + " " + arguments);
+}
+
+pid_t start_garmentnet(const std::string& arguments) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string command =
+        "exec " + std::string(GARMENTNET_BINARY) + " " + arguments + " >/dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+bool wait_until(const std::function<bool()>& condition) {
+  for (int i = 0; i < 1200; ++i) {
+    try {
+      if (condition()) return true;
+    } catch (...) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
 }
 
 CommandResult run_shell(const std::string& shell_command) {

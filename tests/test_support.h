@@ -1,7 +1,10 @@
 // Helpers shared by the tests: temporary folders, running the garmentnet binary.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "core/error.h"
@@ -58,5 +61,11 @@ std::string error_of(F&& function) {
 CommandResult run_garmentnet(const std::string& arguments);
 // Runs a shell command line (stdout and stderr together).
 CommandResult run_shell(const std::string& command);
+// Starts the built garmentnet executable with `arguments` in the background, its output dropped;
+// returns its process id (for kill and waitpid).
+pid_t start_garmentnet(const std::string& arguments);
+// Polls `condition` every 100 ms until it holds (true) or 120 s pass (false). Exceptions thrown
+// by `condition` (a file being written) count as not yet.
+bool wait_until(const std::function<bool()>& condition);
 
 }  // namespace garmentnet::testing

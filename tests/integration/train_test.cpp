@@ -197,30 +197,9 @@ TEST(Train, CommandLineRefusesAnUnknownAugmentationPreset) {
 }
 
 // Runs `garmentnet train` in the background; returns its pid.
-pid_t start_training(const std::string& arguments) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const std::string command =
-        std::string(GARMENTNET_BINARY) + " " + arguments + " >/dev/null 2>&1";
-    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), nullptr);
-    _exit(127);
-  }
-  return pid;
-}
-
 // Waits until metrics.json lists `epochs` epochs (or 120 s pass).
 bool wait_for_epochs(const std::filesystem::path& run, size_t epochs) {
-  for (int i = 0; i < 1200; ++i) {
-    std::error_code error;
-    if (std::filesystem::exists(run / "metrics.json", error)) {
-      try {
-        if (read_json(run / "metrics.json").size() >= epochs) return true;
-      } catch (...) {
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
+  return testing::wait_until([&] { return read_json(run / "metrics.json").size() >= epochs; });
 }
 
 TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
@@ -230,7 +209,7 @@ TEST(Train, ResumeAfterKillContinuesFromTheNextEpoch) {
       "train --data " + testing::tiny_dataset().string() + " --out " + run.string() +
       " --image-size 32 --epochs 12 --batch-size 16 --patience 0 --no-report "
       "--transfer scratch --backbone small_cnn";
-  const pid_t pid = start_training(arguments);
+  const pid_t pid = testing::start_garmentnet(arguments);
   ASSERT_TRUE(wait_for_epochs(run, 2));
   kill(pid, SIGKILL);
   int status = 0;
@@ -285,7 +264,7 @@ TEST(Train, SigtermMidEpochThenResumeGivesTheFiguresOfAnUninterruptedRun) {
   ASSERT_EQ(whole.exit_code, 0) << whole.output;
 
   const auto run = dir / "stopped";
-  const pid_t pid = start_training(common + run.string());
+  const pid_t pid = testing::start_garmentnet(common + run.string());
   ASSERT_TRUE(wait_for_epochs(run, 1));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into epoch 2
   kill(pid, SIGTERM);

@@ -1,6 +1,9 @@
 // `garmentnet tune`: stratified folds, training options by name, and a study that records every
-// fold, resumes without training finished folds again, and hands its best options to `train`.
+// fold, resumes without training finished folds again (also after kill -9), and hands its best
+// options to `train`.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
 #include <set>
@@ -136,6 +139,44 @@ TEST(Tune, AStudyRecordsEveryFoldResumesWithoutRetrainingAndHandsItsBestToTrain)
   EXPECT_EQ(config["augment"], chosen["augment"]);
   EXPECT_EQ(config["image_size"], 32);
   EXPECT_EQ(config["seed"], 7);
+}
+
+// A study killed with SIGKILL in the middle of a fold loses only that fold: resumed, it trains no
+// recorded fold again and ends with every fold of every trial.
+TEST(Tune, AStudyKilledMidFoldLosesOnlyThatFold) {
+  TempDir dir;
+  write_file_atomically(dir / "space.json", R"({
+    "epochs": 6, "image_size": 32, "batch_size": 16, "transfer": "scratch", "warmup_epochs": 0,
+    "patience": 0, "head_lr": {"log_uniform": [0.001, 0.01]}
+  })");
+  const std::string arguments = fmt::format(
+      "tune --data '{}' --out '{}' --space '{}' --folds 2 --trials 2 --reduction-factor 0 "
+      "--threads 2",
+      tiny_dataset().string(), (dir / "study").string(), (dir / "space.json").string());
+  const pid_t pid = start_garmentnet(arguments);
+  const auto study_file = dir / "study/study.json";
+  const auto second_fold = dir / "study/trials/001/fold-1";
+  // Killed once trial 1's first fold is recorded and its second fold has trained an epoch.
+  ASSERT_TRUE(wait_until([&] {
+    return nlohmann::json::parse(read_file(study_file))["trials"][0]["folds"].size() == 1 &&
+           !nlohmann::json::parse(read_file(second_fold / "metrics.json")).empty();
+  }));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  ASSERT_EQ(nlohmann::json::parse(read_file(study_file))["trials"][0]["folds"].size(), 1u)
+      << "the second fold ended before the kill";
+
+  const auto recorded_model = dir / "study/trials/001/fold-0/model.gnm";
+  const auto written = std::filesystem::last_write_time(recorded_model);
+  const CommandResult resumed = run_garmentnet(arguments + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(std::filesystem::last_write_time(recorded_model), written);
+  EXPECT_EQ(resumed.output.find("trial 1/2 fold 1/2"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("trial 1/2 fold 2/2"), std::string::npos) << resumed.output;
+  const nlohmann::json state = nlohmann::json::parse(read_file(study_file));
+  ASSERT_EQ(state["trials"].size(), 2u);
+  for (const nlohmann::json& trial : state["trials"]) EXPECT_EQ(trial["folds"].size(), 2u);
+  EXPECT_EQ(read_table(dir / "study/trials.parquet").num_rows(), 4u);
 }
 
 TEST(Tune, ABadTrialIsPrunedAtItsFirstRungNeverChosenAndTheBestIsRefitted) {
