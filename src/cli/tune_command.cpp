@@ -71,6 +71,10 @@ void add_tune_command(CLI::App& app) {
   command->add_flag("--refit", *refit,
                     "Then train the best options on the training table into --out/refit (the "
                     "model to evaluate and serve)");
+  auto ensemble = std::make_shared<bool>(false);
+  command->add_flag("--ensemble", *ensemble,
+                    "Then write the best trial's fold models as one model, --out/ensemble.gnm, "
+                    "whose answer is their mean (K times the compute of one model)");
   command->callback([=] {
     options->strategy = kSearchStrategies.parse(*strategy, "--strategy");
     options->space = space_file->empty()
@@ -99,7 +103,12 @@ void add_tune_command(CLI::App& app) {
                  best.mean_score(), best.score_spread(), best.folds.size(), best.config.dump());
     spdlog::info("its options: {} (`garmentnet train --config` takes them)",
                  (options->out_dir / "best_config.json").string());
-    if (!*refit || study.interrupted) return;
+    if (study.interrupted) return;
+    if (*ensemble) {
+      spdlog::info("ensemble of the best trial's fold models: {}",
+                   write_best_trial_ensemble(study, *options).string());
+    }
+    if (!*refit) return;
     const TrainResult refitted = refit_best_trial(study, *options, resources, &signals.requested());
     if (refitted.interrupted) fail("the refit stopped; run tune again with --resume --refit");
     spdlog::info("refit model: {}", refitted.model_path.string());

@@ -45,8 +45,13 @@ ModelFacts model_facts(const Predictor& predictor) {
   facts.path = predictor.path();
   facts.file_bytes = fs::file_size(predictor.path());
   facts.parameters = predictor.parameter_count();
-  const json& backbone = predictor.document().at("architecture").at("backbone");
+  // An ensemble file lists its models under "members"; a model file is its own one member.
+  const json& document = predictor.document();
+  const json members = document.contains("members") ? document["members"] : json::array({document});
+  const json& backbone = members.at(0).at("architecture").at("backbone");
   facts.backbone = backbone.value("architecture", backbone.value("kind", std::string("unknown")));
+  if (members.size() > 1)
+    facts.backbone = fmt::format("ensemble of {} × {}", members.size(), facts.backbone);
   facts.input_width = predictor.preprocessing().width;
   facts.input_height = predictor.preprocessing().height;
   return facts;

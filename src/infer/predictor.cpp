@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 
@@ -53,12 +54,17 @@ std::optional<torch::jit::Module> build_optimized(ModelBundle& bundle, double to
 
 }  // namespace
 
+// One model of the file (an ensemble file has several).
+struct PredictorMember {
+  ModelBundle bundle;
+  std::optional<torch::jit::Module> optimized;  // the fast graph; nullopt = run the eager model
+};
+
 struct Predictor::Impl {
   std::filesystem::path path;
-  ModelBundle bundle;
+  std::vector<PredictorMember> members;
   nlohmann::json document;
   std::map<std::string, std::vector<double>> thresholds;
-  std::optional<torch::jit::Module> optimized;  // the fast graph; nullopt = run the eager model
   std::mutex mutex;  // one forward pass at a time: torch already uses every core for it
 };
 
@@ -66,28 +72,33 @@ Predictor::Predictor(const std::filesystem::path& model_file, const PredictorOpt
     : impl_(std::make_unique<Impl>()) {
   torch::set_num_threads(options.threads > 0 ? options.threads : default_thread_count());
   impl_->path = model_file;
-  impl_->bundle = load_model_file(model_file);
   impl_->document = read_model_file_document(model_file);
-  impl_->bundle.model->eval();
-  for (const auto& head : impl_->bundle.model->spec().heads) {
+  std::vector<ModelBundle> bundles = load_model_members(model_file);
+  for (const auto& head : bundles.front().model->spec().heads) {
     if (head.kind == HeadKind::MultiLabel)
-      impl_->thresholds[head.name] = impl_->bundle.thresholds(head.name);
+      impl_->thresholds[head.name] = mean_thresholds(bundles, head.name);
   }
-  // An int8 model is its own optimised form (fused int8 operators); it is not traced again.
-  if (options.optimize && !is_quantized(impl_->bundle.model->backbone()))
-    impl_->optimized = build_optimized(impl_->bundle, options.optimized_tolerance, model_file);
+  for (ModelBundle& bundle : bundles) {
+    PredictorMember& member = impl_->members.emplace_back(PredictorMember{std::move(bundle)});
+    // An int8 model is its own optimised form (fused int8 operators); it is not traced again.
+    if (options.optimize && !is_quantized(member.bundle.model->backbone()))
+      member.optimized = build_optimized(member.bundle, options.optimized_tolerance, model_file);
+  }
 }
 
 Predictor::~Predictor() = default;
 
-const TaskSpec& Predictor::spec() const { return impl_->bundle.model->spec(); }
-const Preprocessing& Predictor::preprocessing() const { return impl_->bundle.preprocessing; }
+const TaskSpec& Predictor::spec() const { return impl_->members.front().bundle.model->spec(); }
+const Preprocessing& Predictor::preprocessing() const {
+  return impl_->members.front().bundle.preprocessing;
+}
 const nlohmann::json& Predictor::document() const { return impl_->document; }
 const std::filesystem::path& Predictor::path() const { return impl_->path; }
 
 int64_t Predictor::parameter_count() const {
   int64_t count = 0;
-  for (const auto& parameter : impl_->bundle.model->parameters()) count += parameter.numel();
+  for (const PredictorMember& member : impl_->members)
+    for (const auto& parameter : member.bundle.model->parameters()) count += parameter.numel();
   return count;
 }
 
@@ -101,17 +112,27 @@ HeadProbabilities Predictor::predict(const std::vector<cv::Mat>& resized) const 
   const at::Tensor input = make_input_batch(resized, preprocessing());
   std::lock_guard lock(impl_->mutex);
   torch::InferenceMode guard;
-  const HeadOutputs probabilities =
-      impl_->optimized ? run_traced_model(*impl_->optimized, spec(), input)
-                       : head_probabilities(spec(), impl_->bundle.model->forward(input));
-  for (const auto& [name, tensor] : probabilities) {
-    const at::Tensor contiguous = tensor.contiguous();
-    const float* data = contiguous.data_ptr<float>();
-    result[name].assign(data, data + contiguous.numel());
+  // An ensemble's probabilities are its members' mean.
+  HeadOutputs sum;
+  for (PredictorMember& member : impl_->members) {
+    const HeadOutputs probabilities =
+        member.optimized ? run_traced_model(*member.optimized, spec(), input)
+                         : head_probabilities(spec(), member.bundle.model->forward(input));
+    for (const auto& [name, tensor] : probabilities)
+      sum[name] = sum.contains(name) ? sum[name] + tensor : tensor;
+  }
+  for (auto& [name, tensor] : sum) {
+    const at::Tensor mean =
+        (impl_->members.size() == 1 ? tensor : tensor / double(impl_->members.size())).contiguous();
+    const float* data = mean.data_ptr<float>();
+    result[name].assign(data, data + mean.numel());
   }
   return result;
 }
 
-bool Predictor::optimized() const { return impl_->optimized.has_value(); }
+bool Predictor::optimized() const {
+  return std::all_of(impl_->members.begin(), impl_->members.end(),
+                     [](const PredictorMember& member) { return member.optimized.has_value(); });
+}
 
 }  // namespace garmentnet

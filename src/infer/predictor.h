@@ -48,16 +48,18 @@ class Predictor {
   // The model file's JSON document: metrics, metadata, architecture.
   const nlohmann::json& document() const;
   const std::filesystem::path& path() const;
-  // Number of weights (trainable or not) of the loaded model, for reports.
+  // Number of weights (trainable or not) of the loaded model (all models of an ensemble), for
+  // reports.
   int64_t parameter_count() const;
 
-  // Probabilities for images already resized to the model input (resize_for_model). Thread-safe:
+  // Probabilities for images already resized to the model input (resize_for_model); an ensemble
+  // file's are the mean of its models'. Thread-safe:
   // concurrent calls run one after another.
   HeadProbabilities predict(const std::vector<cv::Mat>& resized) const;
 
-  // Whether predict runs the optimised TorchScript graph (false: the eager model, because
-  // options.optimize was off, the graph was rejected at load, or the model is int8, which runs
-  // its fused int8 operators directly).
+  // Whether predict runs the optimised TorchScript graph (of every model of an ensemble; false: the
+  // eager model, because options.optimize was off, the graph was rejected at load, or the model is
+  // int8, which runs its fused int8 operators directly).
   bool optimized() const;
 
  private:

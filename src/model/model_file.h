@@ -15,8 +15,12 @@
 
 namespace garmentnet {
 
-// The format version this build writes; it also reads version 1 (docs/model-format.md).
+// The format version this build writes model files in; it also reads version 1
+// (docs/model-format.md).
 inline constexpr uint32_t kModelFormatVersion = 2;
+// The format version of ensemble files, several models in one file (the newest this build reads).
+// Plain model files stay at kModelFormatVersion, so that older builds still read them.
+inline constexpr uint32_t kEnsembleFormatVersion = 3;
 
 struct ModelBundle {
   MultiTaskModel model{nullptr};  // layers and weights; its spec() is the task spec
@@ -36,8 +40,25 @@ struct ModelBundle {
 void save_model_file(const ModelBundle& bundle, const std::filesystem::path& path);
 
 // Reads a model file onto the CPU, in eval mode. InputError naming the file for a missing,
-// truncated, corrupt, foreign or other-version file.
+// truncated, corrupt, foreign or other-version file, and for an ensemble file (the commands that
+// take one model: train's resume, export, quantize, bench).
 ModelBundle load_model_file(const std::filesystem::path& path);
+
+// Writes models of one task and preprocessing (e.g. a study's fold models) as one ensemble file,
+// atomically: Predictor (predict, evaluate, serve) averages the members' probabilities, and
+// decides tags at the mean of the members' thresholds. `metadata` is the ensemble's own. InputError
+// if the members' tasks or preprocessing differ.
+void save_ensemble_file(const std::vector<ModelBundle>& members, nlohmann::json metadata,
+                        const std::filesystem::path& path);
+
+// The thresholds of multi-label head `head` for models of one task used together: the mean of
+// theirs (for one model, its own).
+std::vector<double> mean_thresholds(const std::vector<ModelBundle>& models,
+                                    const std::string& head);
+
+// The models of a model file: the one of a plain file, each member of an ensemble file, onto the
+// CPU, in eval mode; errors as load_model_file's.
+std::vector<ModelBundle> load_model_members(const std::filesystem::path& path);
 
 // Only the file's JSON document (task spec, preprocessing, thresholds, metrics, metadata,
 // architecture), without reading the weights or needing torch to build the model.

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "data/table.h"
 #include "eval/suspect_labels.h"
+#include "model/ensemble.h"
 #include "train/study_report.h"
 #include "train/tpe.h"
 #include "train/trainer.h"
@@ -24,6 +25,11 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+
+// The run folder of a trial's fold.
+fs::path fold_dir(const TuneOptions& options, int trial, int fold) {
+  return options.out_dir / fmt::format("trials/{:03d}/fold-{}", trial, fold);
+}
 
 constexpr std::pair<SearchParameter::Kind, std::string_view> kKindNames[] = {
     {SearchParameter::Kind::Choice, "choice"},
@@ -311,8 +317,7 @@ std::optional<SuspectSummary> find_study_suspects(const StudyResult& study,
   const TrialResult& best = study.trials[*study.best];
   std::vector<fs::path> files;
   for (const FoldResult& fold : best.folds) {
-    files.push_back(options.out_dir / fmt::format("trials/{:03d}/fold-{}/out_of_fold.parquet",
-                                                  best.trial, fold.fold));
+    files.push_back(fold_dir(options, best.trial, fold.fold) / "out_of_fold.parquet");
     if (!fs::exists(files.back())) return std::nullopt;
   }
   const Table table = read_tables(files);
@@ -552,7 +557,7 @@ FoldOutcome run_fold(Study& study, TrialResult& trial, int fold, const TuneOptio
   run.seed = options.seed;
   run.folds = options.folds;
   run.fold = fold;
-  run.out_dir = options.out_dir / fmt::format("trials/{:03d}/fold-{}", trial.trial, fold);
+  run.out_dir = fold_dir(options, trial.trial, fold);
   fs::remove_all(run.out_dir);
   std::erase_if(trial.rungs, [&](const RungScore& rung) { return rung.fold == fold; });
   RungPruner pruner(study.result().trials, trial, fold, options, run.epochs);
@@ -765,6 +770,21 @@ TrainResult refit_best_trial(const StudyResult& study, const TuneOptions& option
   spdlog::info("refitting trial {}'s options on the training table: {}", best.trial,
                run.out_dir.string());
   return train_model(run, resources, {.stop_requested = stop_requested});
+}
+
+fs::path write_best_trial_ensemble(const StudyResult& study, const TuneOptions& options) {
+  if (!study.best) fail("no trial finished all its folds: there is no ensemble to make");
+  const TrialResult& best = study.trials[*study.best];
+  std::vector<fs::path> models;
+  for (const FoldResult& fold : best.folds)
+    models.push_back(fold_dir(options, best.trial, fold.fold) / "model.gnm");
+  const fs::path out = options.out_dir / "ensemble.gnm";
+  write_ensemble_file(
+      models,
+      {{"ensemble_of", fmt::format("trial {}'s {} fold models", best.trial, models.size())},
+       {"options", best.config}},
+      out);
+  return out;
 }
 
 }  // namespace garmentnet

@@ -156,4 +156,10 @@ StudyResult run_study(const TuneOptions& options, TrainingResources& resources,
 TrainResult refit_best_trial(const StudyResult& study, const TuneOptions& options,
                              TrainingResources& resources, const std::atomic<bool>* stop_requested);
 
+// Writes the best complete trial's fold models as one ensemble file, out_dir/ensemble.gnm, which
+// predict, evaluate and serve use as one model averaging its members; returns its path.
+// InputError when no trial is complete.
+std::filesystem::path write_best_trial_ensemble(const StudyResult& study,
+                                                const TuneOptions& options);
+
 }  // namespace garmentnet

@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "data/table.h"
+#include "model/model_file.h"
 #include "test_support.h"
 #include "train/training_data.h"
 #include "train/tuning.h"
@@ -179,7 +180,7 @@ TEST(Tune, AStudyKilledMidFoldLosesOnlyThatFold) {
   EXPECT_EQ(read_table(dir / "study/trials.parquet").num_rows(), 4u);
 }
 
-TEST(Tune, ABadTrialIsPrunedAtItsFirstRungNeverChosenAndTheBestIsRefitted) {
+TEST(Tune, ABadTrialIsPrunedAtItsFirstRungNeverChosenAndTheBestIsRefittedAndEnsembled) {
   TempDir dir;
   // On the grid, trial 1's heads learn (head_lr 0.03) and trial 2 is the untrained model (every
   // learning rate 1e-7, the same initial weights): at the rung epoch 1 its fold 0 is below trial
@@ -190,7 +191,7 @@ TEST(Tune, ABadTrialIsPrunedAtItsFirstRungNeverChosenAndTheBestIsRefitted) {
   })");
   const CommandResult result = run_garmentnet(fmt::format(
       "tune --data '{}' --out '{}' --space '{}' --strategy grid --folds 2 --threads 2 "
-      "--reduction-factor 3 --min-epochs 1 --refit",
+      "--reduction-factor 3 --min-epochs 1 --refit --ensemble",
       tiny_dataset().string(), (dir / "study").string(), (dir / "space.json").string()));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const nlohmann::json state = nlohmann::json::parse(read_file(dir / "study/study.json"));
@@ -218,6 +219,18 @@ TEST(Tune, ABadTrialIsPrunedAtItsFirstRungNeverChosenAndTheBestIsRefitted) {
   const nlohmann::json refit = nlohmann::json::parse(read_file(dir / "study/refit/config.json"));
   EXPECT_EQ(refit["head_lr"], 0.03);
   EXPECT_EQ(refit["folds"], 0);
+  // --ensemble: the best trial's two fold models as one model file that `evaluate` scores.
+  const nlohmann::json ensemble = read_model_file_document(dir / "study/ensemble.gnm");
+  EXPECT_EQ(ensemble["members"].size(), 2u);
+  EXPECT_EQ(ensemble["metadata"]["options"]["head_lr"], 0.03);
+  const CommandResult scored = run_garmentnet(fmt::format(
+      "evaluate --model '{}' --labels '{}' --images '{}' --out '{}' --threads 2",
+      (dir / "study/ensemble.gnm").string(), (tiny_dataset() / "test_labels.parquet").string(),
+      (tiny_dataset() / "images").string(), (dir / "evaluation").string()));
+  ASSERT_EQ(scored.exit_code, 0) << scored.output;
+  const nlohmann::json evaluation =
+      nlohmann::json::parse(read_file(dir / "evaluation/evaluation.json"));
+  EXPECT_TRUE(evaluation["summary"].contains("top1_accuracy")) << evaluation.dump(2);
 }
 
 TEST(Tune, OnADatasetWithKnownWrongLabelsTheSuspectsAreScoredAgainstThem) {

@@ -13,6 +13,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "infer/predictor.h"
 #include "model/backbone.h"
 #include "model/losses.h"
 #include "model/quantized_backbone.h"
@@ -144,10 +145,10 @@ TEST_F(ModelFileTest, ForeignTruncatedCorruptAndOtherVersionFilesAreInputErrors)
 
   std::string other_version = bytes;
   other_version[16] =
-      static_cast<char>(kModelFormatVersion + 1);  // little-endian uint32 after the magic
+      static_cast<char>(kEnsembleFormatVersion + 1);  // little-endian uint32 after the magic
   const auto future = dir / "future.gnm";
   write_file_atomically(future, other_version);
-  const std::string future_version = fmt::format("format version {}", kModelFormatVersion + 1);
+  const std::string future_version = fmt::format("format version {}", kEnsembleFormatVersion + 1);
   expect_input_error([&] { load_model_file(future); }, future.string(), future_version);
   expect_input_error([&] { read_model_file_document(future); }, future.string(), future_version);
 
@@ -164,6 +165,60 @@ TEST_F(ModelFileTest, ForeignTruncatedCorruptAndOtherVersionFilesAreInputErrors)
                      "not a garmentnet model file");
   expect_input_error([&] { load_backbone_file(good); }, good.string(),
                      "not a garmentnet backbone file");
+}
+
+// An ensemble file holds its models whole; Predictor answers their mean, at their mean thresholds,
+// and the commands that take one model refuse it by name. Plain files keep the format version
+// older builds read.
+TEST_F(ModelFileTest, AnEnsembleFileAveragesItsModelsAndSingleModelCommandsRefuseIt) {
+  TempDir dir;
+  ModelBundle first = trained_bundle(make_native_backbone("small_cnn"));
+  ModelBundle second = trained_bundle(make_native_backbone("small_cnn"));
+  second.tag_thresholds["tags"] = {0.5, 0.35, 0.9};
+  save_model_file(first, dir / "first.gnm");
+  save_model_file(second, dir / "second.gnm");
+  const auto ensemble = dir / "ensemble.gnm";
+  save_ensemble_file({first, second}, {{"dataset", "unit test"}}, ensemble);
+  EXPECT_EQ(read_file(dir / "first.gnm")[16], char(kModelFormatVersion));
+  EXPECT_EQ(read_file(ensemble)[16], char(kEnsembleFormatVersion));
+
+  std::vector<ModelBundle> members = load_model_members(ensemble);
+  ASSERT_EQ(members.size(), 2u);
+  const torch::Tensor images = torch::randn({2, 3, 40, 48});
+  {
+    torch::InferenceMode inference;
+    EXPECT_TRUE(torch::equal(members[1].model->forward(images).at("cc3"),
+                             second.model->forward(images).at("cc3")));
+  }
+  EXPECT_EQ(members[1].thresholds("tags"), second.thresholds("tags"));
+  expect_input_error([&] { load_model_file(ensemble); }, ensemble.string(), "ensemble of 2 models");
+
+  std::vector<cv::Mat> resized;
+  for (int i = 0; i < 3; ++i) {
+    cv::Mat image(40, 48, CV_8UC3);
+    cv::randu(image, cv::Scalar::all(0), cv::Scalar::all(255));
+    resized.push_back(image);
+  }
+  const PredictorOptions eager{.optimize = false};
+  const HeadProbabilities mean = Predictor(ensemble, eager).predict(resized);
+  const HeadProbabilities one = Predictor(dir / "first.gnm", eager).predict(resized);
+  const HeadProbabilities other = Predictor(dir / "second.gnm", eager).predict(resized);
+  for (const char* head : {"cc3", "tags"}) {
+    ASSERT_EQ(mean.at(head).size(), one.at(head).size());
+    for (size_t i = 0; i < one.at(head).size(); ++i)
+      EXPECT_NEAR(mean.at(head)[i], (one.at(head)[i] + other.at(head)[i]) / 2, 1e-6) << head;
+  }
+  const std::vector<double> thresholds = Predictor(ensemble, eager).thresholds("tags");
+  const std::vector<double> expected{0.4, 0.45, 0.8};
+  for (size_t t = 0; t < 3; ++t) EXPECT_NEAR(thresholds[t], expected[t], 1e-12);
+
+  second.preprocessing.width = 64;
+  expect_input_error(
+      [&] {
+        save_ensemble_file({first, second}, {}, dir / "mixed.gnm");
+      },
+      "mixed.gnm", "model 2 differs");
+  EXPECT_FALSE(std::filesystem::exists(dir / "mixed.gnm"));
 }
 
 // Header (28 bytes) + document checksum (4 bytes) + the JSON document of a version 2 file.
