@@ -79,6 +79,12 @@ void add_serve_command(CLI::App& app) {
       ->add_option("--http-threads", o->http.threads,
                    "Connection worker threads: open keep-alive connections served at once")
       ->capture_default_str();
+  command
+      ->add_option("--max-connections-per-client", o->http.max_connections_per_client,
+                   "Open connections from one client address; more get 503 (behind a load "
+                   "balancer: at least its connection pool)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   command->add_option("--decode-threads", o->decode_threads, "Image decode workers (0 = all cores)")
       ->capture_default_str();
   command->add_option("--threads", o->models.predictor.threads, "Model threads (0 = all cores)")

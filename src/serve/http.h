@@ -54,6 +54,9 @@ using HttpRefusalObserver = std::function<void(int status)>;
 // returns is sent at once, without reading the body, and the connection closes.
 using HttpHeadCheck = std::function<std::optional<HttpResponse>(const HttpRequest& head)>;
 
+// The slowest body upload the deadline of HttpServerOptions::read_timeout_s allows for.
+inline constexpr double kMinBodyBytesPerSecond = 64 << 10;
+
 struct HttpServerOptions {
   std::string host = "127.0.0.1";    // interface to bind; "0.0.0.0" for all
   int port = 8501;                   // 0 = any free port (see HttpServer::port)
@@ -68,8 +71,15 @@ struct HttpServerOptions {
   // Connection worker threads. cpp-httplib keeps a thread per open keep-alive connection; they
   // mostly wait on the batcher, so this is sized for a load balancer's connection pool.
   int threads = 128;
-  size_t max_waiting_connections = 128;   // accepted, waiting for a thread; beyond, accept pauses
-  int read_timeout_s = 10;                // a client silent this long is dropped
+  size_t max_waiting_connections = 128;  // accepted, waiting for a thread; beyond, accept pauses
+  // A request's head must arrive whole within this long of its first byte, and its body within
+  // this long plus its size at kMinBodyBytesPerSecond, however it trickles (slowloris): 408 past
+  // the deadline. A client silent this long is dropped too.
+  int read_timeout_s = 10;
+  // Open connections from one client address; more are answered 503 at once and closed, so that
+  // one client cannot hold every connection thread. Behind a load balancer every connection has
+  // its address: give at least the size of its connection pool.
+  size_t max_connections_per_client = 64;
   int write_timeout_s = 10;               // a client not reading this long is dropped
   int keep_alive_timeout_s = 5;           // idle keep-alive connections close after this
   size_t keep_alive_max_requests = 1000;  // requests per connection before it is closed

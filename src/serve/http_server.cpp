@@ -5,8 +5,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <limits>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -30,6 +34,8 @@ std::string HttpRequest::header(const std::string& name) const {
 }
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 // cpp-httplib hands every accepted connection to a task queue and a worker keeps it for as long as
 // the client keeps it alive. httplib's own pool lets connections wait in an unbounded list; this
@@ -103,6 +109,8 @@ const char* reason_phrase(int status) {
   switch (status) {
     case 401:
       return "Unauthorized";
+    case 408:
+      return "Request Timeout";
     case 415:
       return "Unsupported Media Type";
     case 429:
@@ -111,6 +119,8 @@ const char* reason_phrase(int status) {
       return "Content Too Large";
     case 431:
       return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
     default:
       return "Bad Request";
   }
@@ -155,9 +165,18 @@ class FramedConnection final : public httplib::Stream {
       if (wait_for(POLLIN, 50) && !receive()) return false;
     }
     try {
+      // The head's deadline runs from its first byte: bytes trickling in do not extend it.
+      const Clock::time_point head_deadline =
+          Clock::now() + std::chrono::seconds(options_.read_timeout_s);
       size_t end = find_head_end(unread_bytes(), limits_);
       while (end == std::string_view::npos) {
-        if (!wait_for(POLLIN, options_.read_timeout_s * 1000) || !receive()) return false;
+        if (!wait_for(POLLIN, milliseconds_until(head_deadline))) {
+          refuse(json_refusal(408, fmt::format("the request head did not arrive within {} s of "
+                                               "its first byte: send it whole",
+                                               options_.read_timeout_s)));
+          return false;
+        }
+        if (!receive()) return false;
         end = find_head_end(unread_bytes(), limits_);
       }
       head_ = in_origin_form(unread_bytes().substr(0, end));
@@ -171,6 +190,11 @@ class FramedConnection final : public httplib::Stream {
     }
     body_left_ = framing_.length;
     chunks_ = ChunkedBodyTracker(limits_.max_body_bytes);
+    const double body_bytes = static_cast<double>(
+        framing_.kind == BodyFraming::Kind::Chunked ? limits_.max_body_bytes : framing_.length);
+    body_deadline_ = Clock::now() + std::chrono::seconds(options_.read_timeout_s) +
+                     std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(body_bytes / kMinBodyBytesPerSecond));
     return true;
   }
 
@@ -220,8 +244,19 @@ class FramedConnection final : public httplib::Stream {
       return static_cast<ssize_t>(n);
     }
     if (request_finished()) return 0;
-    if (unread() == 0 && (!wait_for(POLLIN, options_.read_timeout_s * 1000) || !receive()))
-      return -1;
+    if (unread() == 0) {
+      // A client silent for the read timeout, or past the body's deadline, gets 408.
+      const int wait_ms =
+          std::min(options_.read_timeout_s * 1000, milliseconds_until(body_deadline_));
+      if (!wait_for(POLLIN, wait_ms)) {
+        refuse(json_refusal(
+            408, fmt::format("the request body did not arrive in time (it may pause at most {} s, "
+                             "and must come at {} KiB/s at least)",
+                             options_.read_timeout_s, kMinBodyBytesPerSecond / 1024)));
+        return -1;
+      }
+      if (!receive()) return -1;
+    }
     size_t n = std::min(size, unread());
     if (framing_.kind == BodyFraming::Kind::Length) {
       n = static_cast<size_t>(std::min<uint64_t>(n, body_left_));
@@ -251,6 +286,26 @@ class FramedConnection final : public httplib::Stream {
     address_of(::getsockname, ip, port);
   }
   socket_t socket() const override { return socket_; }
+
+  // Answers the current request (or the connection) at once, before any body is read, and marks
+  // the connection for closing.
+  void refuse(const HttpResponse& response) {
+    refused_ = true;
+    on_refused_(response.status);
+    std::string extra_headers;
+    for (const auto& [name, value] : response.headers)
+      extra_headers += fmt::format("{}: {}\r\n", name, value);
+    const std::string answer = fmt::format(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}"
+        "Connection: close\r\n\r\n{}",
+        response.status, reason_phrase(response.status), response.content_type,
+        response.body.size(), extra_headers, response.body);
+    for (size_t sent = 0; sent < answer.size() && is_writable();) {
+      const ssize_t n = ::send(socket_, answer.data() + sent, answer.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+  }
 
  private:
   size_t unread() const { return buffer_.size() - buffer_read_; }
@@ -310,23 +365,10 @@ class FramedConnection final : public httplib::Stream {
     return true;
   }
 
-  // Answers the current request before its body is read, and marks the connection for closing.
-  void refuse(const HttpResponse& response) {
-    refused_ = true;
-    on_refused_(response.status);
-    std::string extra_headers;
-    for (const auto& [name, value] : response.headers)
-      extra_headers += fmt::format("{}: {}\r\n", name, value);
-    const std::string answer = fmt::format(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}"
-        "Connection: close\r\n\r\n{}",
-        response.status, reason_phrase(response.status), response.content_type,
-        response.body.size(), extra_headers, response.body);
-    for (size_t sent = 0; sent < answer.size() && is_writable();) {
-      const ssize_t n = ::send(socket_, answer.data() + sent, answer.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      sent += static_cast<size_t>(n);
-    }
+  static int milliseconds_until(Clock::time_point deadline) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    return static_cast<int>(std::clamp<int64_t>(left, 0, std::numeric_limits<int>::max()));
   }
 
   template <typename Query>
@@ -358,8 +400,35 @@ class FramedConnection final : public httplib::Stream {
   size_t head_read_ = 0;
   BodyFraming framing_;
   uint64_t body_left_ = 0;  // of a Content-Length body
+  Clock::time_point body_deadline_;
   ChunkedBodyTracker chunks_{0};
   bool refused_ = false;
+};
+
+// The open connections of each client address, against
+// HttpServerOptions::max_connections_per_client.
+class ConnectionsPerClient {
+ public:
+  explicit ConnectionsPerClient(size_t limit) : limit_(std::max<size_t>(1, limit)) {}
+  size_t limit() const { return limit_; }
+
+  // Counts a connection from `address`; false, not counted, when the address has the limit open.
+  bool open(const std::string& address) {
+    std::lock_guard lock(mutex_);
+    size_t& count = open_[address];
+    if (count >= limit_) return false;
+    ++count;
+    return true;
+  }
+  void close(const std::string& address) {
+    std::lock_guard lock(mutex_);
+    if (--open_[address] == 0) open_.erase(address);
+  }
+
+ private:
+  const size_t limit_;
+  std::mutex mutex_;
+  std::map<std::string, size_t> open_;
 };
 
 // cpp-httplib's server with its per-connection loop replaced by one over FramedConnection (the
@@ -372,11 +441,25 @@ class FramedServer final : public httplib::Server {
       : options_(options),
         on_refused_(std::move(on_refused)),
         check_head_(std::move(check_head)),
-        body_bytes_in_flight_(static_cast<int64_t>(options.max_body_bytes_in_flight)) {}
+        body_bytes_in_flight_(static_cast<int64_t>(options.max_body_bytes_in_flight)),
+        clients_(options.max_connections_per_client) {}
 
  private:
   bool process_and_close_socket(socket_t socket) override {
     FramedConnection connection(socket, options_, on_refused_, check_head_, body_bytes_in_flight_);
+    std::string client;
+    int port = 0;
+    connection.get_remote_ip_and_port(client, port);
+    if (!clients_.open(client)) {
+      connection.refuse(
+          json_refusal(503,
+                       fmt::format("{} has {} connections open to this server already "
+                                   "(--max-connections-per-client): send on those, or retry later",
+                                   client, clients_.limit()),
+                       {{"Retry-After", "1"}}));
+      connection.close();
+      return true;
+    }
     connection_of_this_thread = &connection;
     const auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
     for (size_t served = 0; served < options_.keep_alive_max_requests;) {
@@ -389,6 +472,7 @@ class FramedServer final : public httplib::Server {
     }
     connection_of_this_thread = nullptr;
     connection.close();
+    clients_.close(client);
     return true;
   }
 
@@ -396,6 +480,7 @@ class FramedServer final : public httplib::Server {
   const HttpRefusalObserver on_refused_;
   const HttpHeadCheck check_head_;
   AdmissionBudget body_bytes_in_flight_;
+  ConnectionsPerClient clients_;
 };
 
 HttpRequest to_request(const httplib::Request& in) {

@@ -621,14 +621,18 @@ void run_trials(Study& study, const TuneOptions& options, const std::vector<Sear
         folds_done += static_cast<int>(t.folds.size());
       const std::optional<size_t> best = study.result().best;
       const int total_folds = trials * options.folds;
-      spdlog::info("trial {} fold {}: score {:.4f} | {}/{} folds, about {} left | best: {}", number,
-                   fold + 1, trial.folds.back().score, folds_done, total_folds,
-                   duration_text(trained_seconds / trained_here * (total_folds - folds_done)),
-                   best
-                       ? fmt::format("trial {} {:.4f} ± {:.4f}", study.result().trials[*best].trial,
-                                     study.result().trials[*best].mean_score(),
-                                     study.result().trials[*best].score_spread())
-                       : std::string("none complete yet"));
+      double seconds_left = trained_seconds / trained_here * (total_folds - folds_done);
+      if (options.budget_minutes > 0) {
+        const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+        seconds_left = std::clamp(options.budget_minutes * 60 - elapsed, 0.0, seconds_left);
+      }
+      spdlog::info(
+          "trial {} fold {}: score {:.4f} | {}/{} folds, about {} left | best: {}", number,
+          fold + 1, trial.folds.back().score, folds_done, total_folds, duration_text(seconds_left),
+          best ? fmt::format("trial {} {:.4f} ± {:.4f}", study.result().trials[*best].trial,
+                             study.result().trials[*best].mean_score(),
+                             study.result().trials[*best].score_spread())
+               : std::string("none complete yet"));
     }
   }
 }

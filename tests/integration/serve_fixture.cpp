@@ -22,7 +22,13 @@ std::string sample_jpeg(size_t index) {
   return read_file(files.at(index));
 }
 
-RawConnection::RawConnection(int port) : socket_(::socket(AF_INET, SOCK_STREAM, 0)) {
+RawConnection::RawConnection(int port, const std::string& from)
+    : socket_(::socket(AF_INET, SOCK_STREAM, 0)) {
+  sockaddr_in source{};
+  source.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, from.c_str(), &source.sin_addr) != 1 ||
+      ::bind(socket_, reinterpret_cast<sockaddr*>(&source), sizeof source) != 0)
+    throw std::runtime_error("cannot connect from " + from);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));

@@ -40,10 +40,10 @@ class RunningServer {
 };
 
 // A raw TCP connection to a server on 127.0.0.1, for requests an HTTP client library would not
-// send.
+// send; from the client address `from` (any 127.x.y.z; default 127.0.0.1).
 class RawConnection {
  public:
-  explicit RawConnection(int port);
+  explicit RawConnection(int port, const std::string& from = "127.0.0.1");
   ~RawConnection();
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;

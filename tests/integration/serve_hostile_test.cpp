@@ -1,12 +1,15 @@
 // Hostile clients, round 2 (issue 22), over a real socket: a request built to make an error message
-// explode, compressed bodies, the API key checked before the body, and the small ones (the web
-// page's own path, absolute-form request lines, bare LF line ends, header names that are not
-// tokens, unknown top-level keys, a NUL in a model name).
+// explode, compressed bodies, the API key checked before the body, slow clients, and the small ones
+// (the web page's own path, absolute-form request lines, bare LF line ends, header names that are
+// not tokens, unknown top-level keys, a NUL in a model name).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <opencv2/imgcodecs.hpp>
 #include <thread>
 
@@ -248,6 +251,64 @@ TEST(ServeHostile, DecodingPastTheRequestTimeoutGets504) {
   ASSERT_TRUE(result);
   EXPECT_EQ(result->status, 504) << result->body;
   EXPECT_NE(result->body.find("not decoded within 30 ms"), std::string::npos) << result->body;
+}
+
+// Slow clients (slowloris): a head or body trickling in a byte at a time meets a deadline from its
+// first byte (408), and one address cannot hold more than its share of the connection threads
+// (503 at once), while clients from other addresses are served.
+TEST(ServeHostile, SlowClientsMeetADeadlineAndOneAddressHoldsOnlyItsShareOfThreads) {
+  ServeOptions options = quick_serve_options();
+  options.http.threads = 6;
+  options.http.read_timeout_s = 2;
+  options.http.max_connections_per_client = 3;
+  RunningServer server(options);
+  const auto started = Clock::now();
+  // Four connections from one address trickle a head; one is over the address's share.
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  for (int i = 0; i < 4; ++i) {
+    slow.push_back(std::make_unique<RawConnection>(server.port()));
+    slow.back()->send("POST / HTTP/1.1\r\n");
+  }
+  RawConnection slow_body(server.port(), "127.0.0.3");
+  slow_body.send(predict_head(100));
+  std::atomic<bool> trickling = true;
+  std::thread trickle([&] {
+    for (int tick = 0; tick < 24 && trickling; ++tick) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      for (auto& connection : slow) connection->send("X");
+      slow_body.send(" ");
+    }
+  });
+
+  RawConnection other_client(server.port(), "127.0.0.2");
+  other_client.send("GET /v1/models/garments HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(status_of(other_client.receive(std::chrono::milliseconds(1500))), 200);
+
+  std::map<int, int> statuses;
+  for (auto& connection : slow) {
+    const std::string answer = connection->receive(std::chrono::milliseconds(4000));
+    ++statuses[status_of(answer)];
+    if (status_of(answer) == 408)
+      EXPECT_NE(answer.find("did not arrive within 2 s"), std::string::npos) << answer;
+    else
+      EXPECT_NE(answer.find("--max-connections-per-client"), std::string::npos) << answer;
+  }
+  EXPECT_EQ(statuses, (std::map<int, int>{{408, 3}, {503, 1}}));
+  EXPECT_EQ(status_of(slow_body.receive(std::chrono::milliseconds(4000))), 408);
+  // Bytes kept coming every 250 ms: only the deadline from the first byte ended them.
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - started).count(), 4.5);
+  trickling = false;
+  trickle.join();
+  // Once they are gone (the server drains a refused connection for a moment), their address is
+  // served again.
+  slow.clear();
+  int status = 0;
+  for (int attempt = 0; attempt < 20 && status != 200; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const auto result = server.client()->Get("/v1/models/garments");
+    status = result ? result->status : 0;
+  }
+  EXPECT_EQ(status, 200);
 }
 
 TEST(ServeHostile, BodiesInFlightAreBoundedAndABurstGivesItsMemoryBack) {
