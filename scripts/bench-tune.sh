@@ -4,7 +4,9 @@
 # drew are replayed by the loop with `train --config` and `--folds/--fold`. Measured twice: a
 # frozen pretrained backbone (tune computes its features once for the whole study) and fine-tuning.
 # Usage: scripts/bench-tune.sh [BUILD_DIR]   (`make bench-tune` passes build/)
-# Environment: BENCH_TRIALS (default 4), BENCH_EPOCHS (default 3), BENCH_FOLDS (default 3).
+# Environment: BENCH_TRIALS (default 4), BENCH_EPOCHS (default 3), BENCH_FOLDS (default 3),
+# BENCH_REDUCTION (tune's --reduction-factor, default 0: no pruning; the naive loop cannot prune, so
+# it trains every trial whole).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -12,6 +14,7 @@ bin=$(realpath "$build/garmentnet")
 trials=${BENCH_TRIALS:-4}
 epochs=${BENCH_EPOCHS:-3}
 folds=${BENCH_FOLDS:-3}
+reduction=${BENCH_REDUCTION:-0}
 out=runs/bench-tune
 rm -rf "$out"
 mkdir -p "$out"
@@ -28,7 +31,7 @@ measure() {
   local start end
   start=$(date +%s.%N)
   "$bin" tune --data "$out/garments" --out "$study" --trials "$trials" --folds "$folds" \
-    --reduction-factor 0 --threads 2 --fix "epochs=$epochs" --fix "transfer=$transfer" \
+    --reduction-factor "$reduction" --threads 2 --fix "epochs=$epochs" --fix "transfer=$transfer" \
     --fix "backbone=$out/pretrain/backbone.pt" >"$study.log" 2>&1
   end=$(date +%s.%N)
   echo "$start $end" >"$study.tune-wall"
