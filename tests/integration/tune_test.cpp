@@ -71,6 +71,18 @@ TEST(Tune, OptionsAreSetByTheirConfigNamesAndWrongValuesAreNamed) {
   EXPECT_THROW(parse_search_space({{"optimizer", {{"choice", {"adamw", "lion"}}}}}), InputError);
 }
 
+// Runs `arguments` with --resume and checks that it left `recorded`, a file of a finished fold,
+// untouched and logged no `retrained` line (that fold's start); its output goes to `output`.
+void resume_without_retraining(const std::string& arguments, const std::filesystem::path& recorded,
+                               const std::string& retrained, std::string* output = nullptr) {
+  const auto written = std::filesystem::last_write_time(recorded);
+  const CommandResult resumed = run_garmentnet(arguments + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(std::filesystem::last_write_time(recorded), written);
+  EXPECT_EQ(resumed.output.find(retrained), std::string::npos) << resumed.output;
+  if (output) *output = resumed.output;
+}
+
 TEST(Tune, AStudyRecordsEveryFoldResumesWithoutRetrainingAndHandsItsBestToTrain) {
   TempDir dir;
   write_file_atomically(dir / "space.json", R"({
@@ -119,12 +131,8 @@ TEST(Tune, AStudyRecordsEveryFoldResumesWithoutRetrainingAndHandsItsBestToTrain)
 
   // Without --resume the study is not overwritten; with it, only the new trial trains.
   EXPECT_EQ(run_garmentnet(arguments + " --trials 3").exit_code, 1);
-  const auto finished_fold = dir / "study/trials/001/fold-0/metrics.json";
-  const auto written = std::filesystem::last_write_time(finished_fold);
-  const CommandResult resumed = run_garmentnet(arguments + " --trials 3 --resume");
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_EQ(std::filesystem::last_write_time(finished_fold), written);
-  EXPECT_EQ(resumed.output.find("trial 1/3 fold"), std::string::npos) << resumed.output;
+  ASSERT_NO_FATAL_FAILURE(resume_without_retraining(
+      arguments + " --trials 3", dir / "study/trials/001/fold-0/metrics.json", "trial 1/3 fold"));
   state = nlohmann::json::parse(read_file(dir / "study/study.json"));
   EXPECT_EQ(state["trials"].size(), 3u);
 
@@ -167,13 +175,10 @@ TEST(Tune, AStudyKilledMidFoldLosesOnlyThatFold) {
   ASSERT_EQ(nlohmann::json::parse(read_file(study_file))["trials"][0]["folds"].size(), 1u)
       << "the second fold ended before the kill";
 
-  const auto recorded_model = dir / "study/trials/001/fold-0/model.gnm";
-  const auto written = std::filesystem::last_write_time(recorded_model);
-  const CommandResult resumed = run_garmentnet(arguments + " --resume");
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_EQ(std::filesystem::last_write_time(recorded_model), written);
-  EXPECT_EQ(resumed.output.find("trial 1/2 fold 1/2"), std::string::npos) << resumed.output;
-  EXPECT_NE(resumed.output.find("trial 1/2 fold 2/2"), std::string::npos) << resumed.output;
+  std::string resumed;
+  ASSERT_NO_FATAL_FAILURE(resume_without_retraining(
+      arguments, dir / "study/trials/001/fold-0/model.gnm", "trial 1/2 fold 1/2", &resumed));
+  EXPECT_NE(resumed.find("trial 1/2 fold 2/2"), std::string::npos) << resumed;
   const nlohmann::json state = nlohmann::json::parse(read_file(study_file));
   ASSERT_EQ(state["trials"].size(), 2u);
   for (const nlohmann::json& trial : state["trials"]) EXPECT_EQ(trial["folds"].size(), 2u);
