@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "data/table.h"
 #include "infer/prediction_shards.h"
+#include "model/ensemble.h"
 
 namespace garmentnet {
 namespace fs = std::filesystem;
@@ -45,9 +46,7 @@ ModelFacts model_facts(const Predictor& predictor) {
   facts.path = predictor.path();
   facts.file_bytes = fs::file_size(predictor.path());
   facts.parameters = predictor.parameter_count();
-  // An ensemble file lists its models under "members"; a model file is its own one member.
-  const json& document = predictor.document();
-  const json members = document.contains("members") ? document["members"] : json::array({document});
+  const std::vector<json> members = model_documents(predictor.document());
   const json& backbone = members.at(0).at("architecture").at("backbone");
   facts.backbone = backbone.value("architecture", backbone.value("kind", std::string("unknown")));
   if (members.size() > 1)

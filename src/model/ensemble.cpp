@@ -4,6 +4,11 @@
 
 namespace garmentnet {
 
+std::vector<nlohmann::json> model_documents(const nlohmann::json& file_document) {
+  if (!file_document.contains("members")) return {file_document};
+  return file_document["members"].get<std::vector<nlohmann::json>>();
+}
+
 void write_ensemble_file(const std::vector<std::filesystem::path>& model_files,
                          nlohmann::json metadata, const std::filesystem::path& out) {
   std::vector<ModelBundle> members;

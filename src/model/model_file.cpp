@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/version.h"
+#include "model/ensemble.h"
 #include "model/file_container.h"
 #include "model/quantized_backbone.h"
 
@@ -205,12 +206,12 @@ std::vector<double> mean_thresholds(const std::vector<ModelBundle>& models,
 
 std::vector<ModelBundle> load_model_members(const std::filesystem::path& path) {
   ContainerContents contents = read_container(path, kModelFile);
-  const nlohmann::json& document = contents.document;
-  if (!document.contains("members"))
-    return {load_member(document, document, contents, "", path.string())};
+  const std::vector<nlohmann::json> documents = model_documents(contents.document);
+  if (documents.size() == 1)
+    return {load_member(contents.document, documents.front(), contents, "", path.string())};
   std::vector<ModelBundle> members;
-  for (size_t i = 0; i < document["members"].size(); ++i)
-    members.push_back(load_member(document, document["members"][i], contents,
+  for (size_t i = 0; i < documents.size(); ++i)
+    members.push_back(load_member(contents.document, documents[i], contents,
                                   fmt::format("member-{}/", i + 1), path.string()));
   return members;
 }
