@@ -1,5 +1,7 @@
 #include "core/stop_signals.h"
 
+#include <unistd.h>
+
 #include <csignal>
 
 #include "core/error.h"
@@ -10,7 +12,14 @@ namespace {
 std::atomic<bool> stop_requested{false};
 std::atomic<bool> installed{false};
 
-extern "C" void request_stop(int) { stop_requested = true; }
+// Only async-signal-safe calls: the flag, write(2) and _exit(2).
+extern "C" void request_stop(int signal) {
+  if (!stop_requested.exchange(true)) return;
+  constexpr char message[] =
+      "\nsecond stop signal: exiting at once (work since the last checkpoint is lost)\n";
+  [[maybe_unused]] const ssize_t written = write(STDERR_FILENO, message, sizeof message - 1);
+  _exit(128 + signal);
+}
 
 }  // namespace
 
@@ -28,5 +37,9 @@ StopSignals::~StopSignals() {
 }
 
 const std::atomic<bool>& StopSignals::requested() const { return stop_requested; }
+
+void stop_if_requested(const std::atomic<bool>* requested, const std::string& work) {
+  if (requested && *requested) throw StopRequested(work);
+}
 
 }  // namespace garmentnet

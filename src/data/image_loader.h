@@ -2,6 +2,7 @@
 // in memory for all its epochs; batch prediction calls it chunk by chunk to bound memory.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <opencv2/core.hpp>
 #include <string>
@@ -19,9 +20,11 @@ struct LoadedImages {
 };
 
 // Reads, decodes and resizes `paths` on `pool`. A bad file never stops the others: its error is
-// recorded. `progress_label` non-empty shows a progress bar.
+// recorded. `progress_label` non-empty shows a progress bar. Once `stop` (may be null) is set, no
+// more files start and StopRequested (core/stop_signals.h) is thrown.
 LoadedImages load_resized_images(const std::vector<std::filesystem::path>& paths,
                                  const Preprocessing& pre, const ImageLimits& limits,
-                                 ThreadPool& pool, const std::string& progress_label = "");
+                                 ThreadPool& pool, const std::string& progress_label = "",
+                                 const std::atomic<bool>* stop = nullptr);
 
 }  // namespace garmentnet

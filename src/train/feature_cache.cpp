@@ -8,6 +8,7 @@
 #include <random>
 
 #include "core/progress.h"
+#include "core/stop_signals.h"
 #include "model/input.h"
 
 namespace garmentnet {
@@ -32,7 +33,8 @@ uint64_t weights_fingerprint(const Backbone& backbone) {
 torch::Tensor FeatureCache::features(MultiTaskModel& model, const std::vector<cv::Mat>& images,
                                      const std::vector<std::filesystem::path>& paths,
                                      const Preprocessing& pre, const Augmentation& augmentation,
-                                     int view, uint64_t seed, const std::string& progress_label) {
+                                     int view, uint64_t seed, const std::string& progress_label,
+                                     const std::atomic<bool>* stop) {
   const std::string key =
       fmt::format("{:016x} {} {}", weights_fingerprint(model->backbone()), pre.to_json().dump(),
                   view == 0 ? std::string("plain")
@@ -48,6 +50,7 @@ torch::Tensor FeatureCache::features(MultiTaskModel& model, const std::vector<cv
     Progress progress(progress_label, static_cast<int64_t>(missing.size()), "img");
     constexpr size_t batch_size = 256;
     for (size_t start = 0; start < missing.size(); start += batch_size) {
+      stop_if_requested(stop, progress_label);
       const size_t end = std::min(missing.size(), start + batch_size);
       std::vector<cv::Mat> batch;
       for (size_t k = start; k < end; ++k) {
@@ -64,9 +67,9 @@ torch::Tensor FeatureCache::features(MultiTaskModel& model, const std::vector<cv
       const torch::Tensor computed = model->features(make_input_batch(batch, pre));
       for (size_t k = start; k < end; ++k)
         cache[paths[missing[k]]] = computed[static_cast<int64_t>(k - start)].clone();
+      computed_ += static_cast<int64_t>(end - start);
       progress.advance(static_cast<int64_t>(end - start));
     }
-    computed_ += static_cast<int64_t>(missing.size());
   }
   std::vector<torch::Tensor> rows;
   rows.reserve(paths.size());

@@ -5,6 +5,7 @@
 
 #include <torch/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -22,11 +23,11 @@ class FeatureCache {
   // `pre`). View 0 is the plain image; view v > 0 an `augmentation` of it drawn from `seed`, v
   // and the file name (the same view whatever else is cached). Entries are keyed by the
   // backbone's weights, so another backbone (or the same architecture with other weights) never
-  // reads them.
+  // reads them. StopRequested once `stop` (may be null) is set; what was computed stays cached.
   torch::Tensor features(MultiTaskModel& model, const std::vector<cv::Mat>& images,
                          const std::vector<std::filesystem::path>& paths, const Preprocessing& pre,
                          const Augmentation& augmentation, int view, uint64_t seed,
-                         const std::string& progress_label);
+                         const std::string& progress_label, const std::atomic<bool>* stop);
 
   int64_t computed_count() const { return computed_; }  // images run through a backbone so far
 

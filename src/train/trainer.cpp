@@ -1,7 +1,8 @@
 // The training engine. A run goes through named stages (Trainer's methods, in order):
-// open_run_directory → load_data → build_model → cache_features → run_epoch / validate /
-// select_and_checkpoint per epoch → write_report. Observers and the gradient hook
-// (training_observer.h) are called at step and epoch boundaries.
+// open_run_directory → load_data → build_model → decode_images → cache_features → run_epoch /
+// validate / select_and_checkpoint per epoch → write_report. Observers and the gradient hook
+// (training_observer.h) are called at step and epoch boundaries. A stop request (Ctrl-C) is
+// checked in every long loop; the run then ends as stopped at its last epoch checkpoint.
 #include "train/trainer.h"
 
 #include <spdlog/spdlog.h>
@@ -18,6 +19,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/stop_signals.h"
 #include "core/thread_pool.h"
 #include "model/backbone.h"
 #include "model/input.h"
@@ -160,26 +162,23 @@ class Trainer {
   // ---- Stages ----
 
   void train_and_report() {
-    load_data();
-    build_model();
-    cache_features();
-    start();
-    for (int epoch = state_.next_epoch; epoch < options_.epochs; ++epoch) {
-      const auto started = std::chrono::steady_clock::now();
-      std::optional<SplitCollector> trained = run_epoch(epoch);
-      if (!trained) {
-        spdlog::warn(
-            "stopped by signal during epoch {}: its partial work is dropped and the checkpoint of "
-            "the last finished epoch kept. Continue with --resume (it restarts epoch {})",
-            epoch + 1, epoch + 1);
-        result_.interrupted = true;
-        break;
+    try {
+      load_data();
+      build_model();
+      decode_images();
+      cache_features();
+      start();
+      for (int epoch = state_.next_epoch; epoch < options_.epochs; ++epoch) {
+        const auto started = std::chrono::steady_clock::now();
+        const SplitCollector trained = run_epoch(epoch);
+        const double train_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        if (!select_and_checkpoint(epoch, trained, validate(model_, feature_cache_), started,
+                                   train_seconds))
+          break;
       }
-      const double train_seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      if (!select_and_checkpoint(epoch, *trained, validate(model_, feature_cache_), started,
-                                 train_seconds))
-        break;
+    } catch (const StopRequested& stop) {
+      note_stop(stop);
     }
     result_.best_epoch = state_.best_epoch;
     result_.epochs_run = state_.next_epoch;
@@ -189,13 +188,28 @@ class Trainer {
           state_.history.at(static_cast<size_t>(state_.best_epoch - 1)).validation;
     if (options_.report && state_.best_epoch > 0 &&
         (!best_validation_.probabilities.empty() || !result_.interrupted)) {
-      write_report();
+      try {
+        write_report();
+      } catch (const StopRequested& stop) {
+        note_stop(stop);
+      }
     }
     result_.spec = spec_;
     result_.validation_ids = val_set_.data.ids;
     result_.validation_images = val_set_.data.images;
     result_.best_validation = best_validation_;
-    for (TrainingObserver* observer : observers_) observer->on_run_end(result_);
+    // Observers that never heard of the run's start (stopped while decoding) hear nothing.
+    if (started_)
+      for (TrainingObserver* observer : observers_) observer->on_run_end(result_);
+  }
+
+  // A stop request ended the run's work: what was lost and how to go on.
+  void note_stop(const StopRequested& stop) {
+    spdlog::warn(
+        "stopped by signal while {}: the checkpoint of the last finished epoch ({}) is kept; "
+        "continue with --resume (it starts at epoch {})",
+        stop.what(), state_.next_epoch, state_.next_epoch + 1);
+    result_.interrupted = true;
   }
 
   // Checks the run directory against --resume, writes config.json and starts train.log.
@@ -223,8 +237,8 @@ class Trainer {
     spec_ = splits_.train.spec;
   }
 
-  // The model (fresh from the backbone, or the checkpoint's), which blocks train, the decoded
-  // images, the losses, the optimiser and, when resuming, its state.
+  // The model (fresh from the backbone, or the checkpoint's), which blocks train, the optimiser
+  // and, when resuming, its state; a fresh run's epoch-0 checkpoint.
   void build_model() {
     std::optional<Checkpoint::Loaded> resumed;
     if (options_.resume) {
@@ -256,15 +270,6 @@ class Trainer {
         break;
     }
 
-    train_set_ = resources_.images().load(std::move(splits_.train), pre_, resources_.pool(),
-                                          "loading training images", options_.strict);
-    val_set_ = resources_.images().load(std::move(splits_.validation), pre_, resources_.pool(),
-                                        "loading validation images", options_.strict);
-    spdlog::info("{} training and {} validation images at {}x{}; backbone {}, transfer {}",
-                 train_set_.data.size(), val_set_.data.size(), pre_.width, pre_.height,
-                 options_.backbone, kTransferModes.name_of(transfer_));
-
-    losses_ = loss_options(options_, train_set_.data);
     optimizer_ = make_optimizer(options_, model_);
     if (resumed) {
       state_ = resumed->state;
@@ -276,6 +281,21 @@ class Trainer {
     }
   }
 
+  // The images of both splits at the model's input size (decoded, or from an earlier training of
+  // the process) and the losses, weighted by the training rows that could be read.
+  void decode_images() {
+    train_set_ =
+        resources_.images().load(std::move(splits_.train), pre_, resources_.pool(),
+                                 "loading training images", options_.strict, hooks_.stop_requested);
+    val_set_ = resources_.images().load(std::move(splits_.validation), pre_, resources_.pool(),
+                                        "loading validation images", options_.strict,
+                                        hooks_.stop_requested);
+    spdlog::info("{} training and {} validation images at {}x{}; backbone {}, transfer {}",
+                 train_set_.data.size(), val_set_.data.size(), pre_.width, pre_.height,
+                 options_.backbone, kTransferModes.name_of(transfer_));
+    losses_ = loss_options(options_, train_set_.data);
+  }
+
   // With a frozen backbone every epoch sees the same features: compute them once (or take them
   // from an earlier training of the process).
   void cache_features() {
@@ -285,13 +305,14 @@ class Trainer {
     for (int v = 0; v < options_.feature_views; ++v) {
       views.push_back(resources_.features().features(
           model_, train_set_.images, train_set_.data.images, pre_, augmentation_, v, options_.seed,
-          fmt::format("caching features (view {}/{})", v + 1, options_.feature_views)));
+          fmt::format("caching features (view {}/{})", v + 1, options_.feature_views),
+          hooks_.stop_requested));
       for (size_t i = 0; i < train_set_.data.size(); ++i) cached_rows_.push_back(i);
     }
     train_features_ = torch::cat(views);
-    val_features_ = resources_.features().features(model_, val_set_.images, val_set_.data.images,
-                                                   pre_, augmentation_, 0, options_.seed,
-                                                   "caching validation features");
+    val_features_ = resources_.features().features(
+        model_, val_set_.images, val_set_.data.images, pre_, augmentation_, 0, options_.seed,
+        "caching validation features", hooks_.stop_requested);
   }
 
   void start() {
@@ -307,11 +328,12 @@ class Trainer {
                          .steps_per_epoch = steps_per_epoch_,
                          .history = state_.history};
     for (TrainingObserver* observer : observers_) observer->on_run_start(event);
+    started_ = true;
   }
 
-  // Trains one epoch (0-based) over the shuffled training rows: what it predicted and lost, or
-  // nothing when a stop was requested during it.
-  std::optional<SplitCollector> run_epoch(int epoch) {
+  // Trains one epoch (0-based) over the shuffled training rows: what it predicted and lost.
+  // StopRequested after a step when a stop was requested: the epoch's work is dropped.
+  SplitCollector run_epoch(int epoch) {
     std::mt19937 rng(static_cast<uint32_t>(options_.seed * 7919 + static_cast<uint64_t>(epoch)));
     torch::manual_seed(options_.seed + static_cast<uint64_t>(epoch));
     const size_t rows = feature_cache_ ? cached_rows_.size() : train_set_.data.size();
@@ -367,7 +389,7 @@ class Trainer {
                           .loss = loss_value,
                           .lr_factor = lr_factor};
       for (TrainingObserver* observer : observers_) observer->on_step_end(event);
-      if (stop_requested()) return std::nullopt;
+      stop_if_requested(hooks_.stop_requested, fmt::format("training epoch {}", epoch + 1));
     }
     progress.finish();
     return collected;
@@ -381,6 +403,7 @@ class Trainer {
     net->eval();
     constexpr size_t batch_size = 256;
     for (size_t start = 0; start < val_set_.data.size(); start += batch_size) {
+      stop_if_requested(hooks_.stop_requested, "validating");
       std::vector<size_t> examples(std::min(batch_size, val_set_.data.size() - start));
       std::iota(examples.begin(), examples.end(), start);
       HeadOutputs logits;
@@ -504,8 +527,6 @@ class Trainer {
 
   // ---- Helpers ----
 
-  bool stop_requested() const { return hooks_.stop_requested && *hooks_.stop_requested; }
-
   std::vector<torch::Tensor> trained_parameters() {
     std::vector<torch::Tensor> trained;
     for (const auto& p : model_->parameters()) {
@@ -534,6 +555,7 @@ class Trainer {
   Optimizer optimizer_;
   TrainingState state_;
   int64_t steps_per_epoch_ = 0;
+  bool started_ = false;  // the observers heard of the run's start
 
   bool feature_cache_ = false;
   torch::Tensor train_features_, val_features_;

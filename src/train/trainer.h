@@ -57,8 +57,9 @@ class TrainingResources {
 struct TrainingHooks {
   std::vector<TrainingObserver*> observers;
   GradientHook* gradients = nullptr;
-  // Set by the caller (e.g. StopSignals); checked after every step. The run then keeps its last
-  // epoch-boundary checkpoint, so --resume gives the figures of an uninterrupted run.
+  // Set by the caller (e.g. StopSignals); checked in every long loop (decoding, feature caching,
+  // after every step, validation). The run then ends as stopped and keeps its last epoch-boundary
+  // checkpoint, so --resume gives the figures of an uninterrupted run.
   const std::atomic<bool>* stop_requested = nullptr;
 };
 

@@ -93,7 +93,8 @@ TrainingSplits load_training_splits(const TrainOptions& options) {
 }
 
 ImageSet DecodedImageCache::load(LabelledDataset data, const Preprocessing& pre, ThreadPool& pool,
-                                 const std::string& progress_label, bool strict) {
+                                 const std::string& progress_label, bool strict,
+                                 const std::atomic<bool>* stop) {
   auto& cache = by_preprocessing_[pre.to_json().dump()];
   std::vector<fs::path> missing;
   for (const fs::path& path : data.images) {
@@ -102,7 +103,8 @@ ImageSet DecodedImageCache::load(LabelledDataset data, const Preprocessing& pre,
   std::sort(missing.begin(), missing.end());
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
   if (!missing.empty()) {
-    LoadedImages loaded = load_resized_images(missing, pre, ImageLimits{}, pool, progress_label);
+    LoadedImages loaded =
+        load_resized_images(missing, pre, ImageLimits{}, pool, progress_label, stop);
     for (size_t i = 0, f = 0; i < missing.size(); ++i) {
       Decoded& entry = cache[missing[i]];
       if (f < loaded.failed.size() && loaded.failed[f] == i) {

@@ -3,6 +3,7 @@
 // and label tensors per batch.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <opencv2/core.hpp>
@@ -52,8 +53,9 @@ struct ImageSet {
 // shared, never modified (augmentation makes new ones).
 class DecodedImageCache {
  public:
+  // Decodes what is not cached yet; StopRequested once `stop` (may be null) is set.
   ImageSet load(LabelledDataset data, const Preprocessing& pre, ThreadPool& pool,
-                const std::string& progress_label, bool strict);
+                const std::string& progress_label, bool strict, const std::atomic<bool>* stop);
 
   size_t decoded_count() const { return decoded_; }  // files decoded so far, all preprocessings
 

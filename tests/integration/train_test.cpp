@@ -427,6 +427,41 @@ TEST(Train, LaterTrainingsOfAProcessReuseDecodedImagesAndFrozenFeatures) {
   EXPECT_EQ(resources.features().computed_count(), 2 * computed);
 }
 
+// Ctrl-C before the first step: the run leaves while decoding, or while computing frozen
+// features, instead of after the first step; it ends stopped, resumable from epoch 0.
+TEST(Train, AStopRequestEndsTheRunWhileDecodingOrCachingFeatures) {
+  testing::TempDir dir;
+  TrainingResources resources(2);
+  std::atomic<bool> stop{true};
+  TrainOptions o = quick_options(dir / "frozen");
+  o.epochs = 1;
+  o.transfer = TransferMode::Frozen;
+  const TrainResult stopped_decoding = train_model(o, resources, {.stop_requested = &stop});
+  EXPECT_TRUE(stopped_decoding.interrupted);
+  EXPECT_EQ(resources.images().decoded_count(), 0u);
+  EXPECT_EQ(read_json(o.out_dir / "status.json")["status"], "stopped");
+
+  // Images decoded by another run of the process: the next stop comes while caching features.
+  stop = false;
+  TrainOptions finetune = quick_options(dir / "decodes");
+  finetune.epochs = 1;
+  train_model(finetune, resources, {.stop_requested = &stop});
+  ASSERT_GT(resources.images().decoded_count(), 0u);
+  stop = true;
+  TrainOptions other = o;
+  other.out_dir = dir / "frozen-too";
+  EXPECT_TRUE(train_model(other, resources, {.stop_requested = &stop}).interrupted);
+  EXPECT_EQ(resources.features().computed_count(), 0);
+
+  // Resumed from its epoch-0 checkpoint, the first run finishes.
+  stop = false;
+  o.resume = true;
+  const TrainResult resumed = train_model(o, resources, {.stop_requested = &stop});
+  EXPECT_FALSE(resumed.interrupted);
+  EXPECT_EQ(resumed.epochs_run, 1);
+  EXPECT_TRUE(std::filesystem::exists(resumed.model_path));
+}
+
 TEST(Train, DefaultTransferTrainsABareArchitectureWholeAndFineTunesPretrainedWeights) {
   TrainOptions o = quick_options("/tmp/unused");
   o.transfer.reset();
