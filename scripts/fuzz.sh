@@ -13,7 +13,7 @@ command -v clang++ >/dev/null || { echo "fuzz: clang++ is needed (Debian package
 # shellcheck disable=SC2046
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -Isrc \
   fuzz/request_fuzzer.cpp src/serve/request_parsing.cpp src/data/image.cpp src/core/atomic_file.cpp \
-  $(pkg-config --cflags --libs opencv4) -lfmt -o "$out/request_fuzzer"
+  $(pkg-config --cflags --libs opencv4) -lfmt -ljpeg -o "$out/request_fuzzer"
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -Isrc \
   fuzz/http_framing_fuzzer.cpp src/serve/http_framing.cpp -lfmt -o "$out/http_framing_fuzzer"
 printf 'POST /v1/models/garments:predict HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n{"a":GET /healthz HTTP/1.1\r\n\r\n' \

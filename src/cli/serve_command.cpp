@@ -80,6 +80,11 @@ void add_serve_command(CLI::App& app) {
                    "Connection worker threads: open keep-alive connections served at once")
       ->capture_default_str();
   command
+      ->add_option("--max-connections", o->http.max_connections,
+                   "Open connections in all; beyond, new clients wait in the listen backlog")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command
       ->add_option("--max-connections-per-client", o->http.max_connections_per_client,
                    "Open connections from one client address; more get 503 (behind a load "
                    "balancer: at least its connection pool)")

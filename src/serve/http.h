@@ -1,6 +1,7 @@
 // The HTTP layer behind a small interface: handlers see plain request/response structs, so the
-// HTTP library (cpp-httplib today, with the request framing of http_framing.h in front of it) is
-// an implementation detail of http_server.cpp and could be swapped without touching the routes.
+// HTTP library (cpp-httplib's request processing today, behind an epoll front end and the request
+// framing of http_framing.h) is an implementation detail of http_server.cpp and could be swapped
+// without touching the routes.
 #pragma once
 
 #include <functional>
@@ -68,10 +69,13 @@ struct HttpServerOptions {
   // JSON takes up to ~12× its text, so this bounds the memory of requests in flight.
   size_t max_body_bytes_in_flight = 128 << 20;
   size_t max_headers = 100;  // header fields; more get 431
-  // Connection worker threads. cpp-httplib keeps a thread per open keep-alive connection; they
-  // mostly wait on the batcher, so this is sized for a load balancer's connection pool.
+  // Connection worker threads: requests whose head has arrived are read, handled and answered on
+  // them. They mostly wait on the batcher, so this is sized for a load balancer's connection pool.
+  // Connections waiting for a request head (idle keep-alive ones, slow clients) hold none.
   int threads = 128;
-  size_t max_waiting_connections = 128;  // accepted, waiting for a thread; beyond, accept pauses
+  // Open connections in all; beyond, accepting pauses and further clients wait in the kernel's
+  // listen backlog.
+  size_t max_connections = 1000;
   // A request's head must arrive whole within this long of its first byte, and its body within
   // this long plus its size at kMinBodyBytesPerSecond, however it trickles (slowloris): 408 past
   // the deadline. A client silent this long is dropped too.

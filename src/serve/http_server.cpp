@@ -1,19 +1,25 @@
+#include <fcntl.h>
 #include <httplib.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/admission_budget.h"
@@ -37,39 +43,36 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// cpp-httplib hands every accepted connection to a task queue and a worker keeps it for as long as
-// the client keeps it alive. httplib's own pool lets connections wait in an unbounded list; this
-// one lets at most `max_waiting` wait and otherwise blocks the accept loop, so further clients
-// wait in the kernel's listen backlog (bounded) instead of in this process's memory.
-class ConnectionPool final : public httplib::TaskQueue {
+// The connection worker threads. A connection is queued here once a request head has arrived
+// whole, and a worker keeps it while it reads the body, answers, and finds the next head arriving
+// at once; otherwise the connection goes back to the front end's event loop. The queue holds at
+// most one entry per open connection, so HttpServerOptions::max_connections bounds it.
+class ConnectionPool {
  public:
-  ConnectionPool(size_t threads, size_t max_waiting)
-      : max_waiting_(std::max<size_t>(1, max_waiting)) {
+  explicit ConnectionPool(size_t threads) {
     workers_.reserve(threads);
     for (size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
   }
-  ~ConnectionPool() override { shutdown(); }
+  ~ConnectionPool() { shutdown(); }
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
 
-  void enqueue(std::function<void()> connection) override {
+  void enqueue(std::function<void()> connection) {
     {
-      std::unique_lock lock(mutex_);
-      has_room_.wait(lock, [this] { return waiting_.size() < max_waiting_ || shutting_down_; });
+      std::lock_guard lock(mutex_);
       waiting_.push_back(std::move(connection));
     }
     has_work_.notify_one();
   }
 
-  // Serves the connections already accepted, then ends the workers.
-  void shutdown() override {
+  // Serves the connections already queued, then ends the workers.
+  void shutdown() {
     {
       std::lock_guard lock(mutex_);
       if (shutting_down_) return;
       shutting_down_ = true;
     }
     has_work_.notify_all();
-    has_room_.notify_all();
     for (std::thread& worker : workers_) worker.join();
   }
 
@@ -85,15 +88,12 @@ class ConnectionPool final : public httplib::TaskQueue {
         connection = std::move(waiting_.front());
         waiting_.pop_front();
       }
-      has_room_.notify_one();
       connection();
     }
   }
 
-  const size_t max_waiting_;
   std::mutex mutex_;
   std::condition_variable has_work_;
-  std::condition_variable has_room_;
   std::deque<std::function<void()>> waiting_;
   bool shutting_down_ = false;
   std::vector<std::thread> workers_;
@@ -134,51 +134,89 @@ HttpResponse json_refusal(int status, const std::string& message, HttpHeaders he
           .headers = std::move(headers)};
 }
 
+int milliseconds_until(Clock::time_point deadline) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(left, 0, std::numeric_limits<int>::max()));
+}
+
+// The bytes of a refusal: the response, and the connection closes after it.
+std::string refusal_text(const HttpResponse& response) {
+  std::string extra_headers;
+  for (const auto& [name, value] : response.headers)
+    extra_headers += fmt::format("{}: {}\r\n", name, value);
+  return fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}"
+      "Connection: close\r\n\r\n{}",
+      response.status, reason_phrase(response.status), response.content_type, response.body.size(),
+      extra_headers, response.body);
+}
+
+// What a request head that did not arrive whole in time gets.
+HttpResponse head_timeout_refusal(const HttpServerOptions& options) {
+  return json_refusal(408, fmt::format("the request head did not arrive within {} s of its first "
+                                       "byte: send it whole",
+                                       options.read_timeout_s));
+}
+
+// Whether `received` holds a request head whole, or enough of one to refuse it (too large,
+// malformed): either way it is the workers' to answer.
+bool head_ready(std::string_view received, const HttpFramingLimits& limits) {
+  try {
+    return find_head_end(received, limits) != std::string_view::npos;
+  } catch (const HttpFramingError&) {
+    return true;
+  }
+}
+
+HttpFramingLimits framing_limits(const HttpServerOptions& options) {
+  return {.max_head_bytes = options.max_head_bytes,
+          .max_headers = options.max_headers,
+          .max_body_bytes = options.max_body_bytes};
+}
+
 // One client connection as cpp-httplib's Stream, with the framing of http_framing.h between the
 // socket and the library: each request's head is read and checked here first, and the library is
 // then given exactly that request's bytes — the head, then no more body than Content-Length or
 // the chunked framing says, which stops at the body limit. A request refused by its framing is
 // answered here, and the connection closes; so is a request whose head the head check refuses.
+// It starts with the bytes the event loop received (a whole head, at least).
 class FramedConnection final : public httplib::Stream {
  public:
-  FramedConnection(socket_t socket, const HttpServerOptions& options,
+  FramedConnection(socket_t socket, std::string received, const HttpServerOptions& options,
                    const HttpRefusalObserver& on_refused, const HttpHeadCheck& check_head,
                    AdmissionBudget& body_bytes_in_flight)
       : socket_(socket),
         options_(options),
-        limits_{.max_head_bytes = options.max_head_bytes,
-                .max_headers = options.max_headers,
-                .max_body_bytes = options.max_body_bytes},
+        limits_(framing_limits(options)),
         on_refused_(on_refused),
         check_head_(check_head),
-        body_bytes_in_flight_(body_bytes_in_flight) {}
+        body_bytes_in_flight_(body_bytes_in_flight),
+        buffer_(std::move(received)) {}
 
-  // Waits (at most the keep-alive timeout, or until `stopping`) for the next request and reads
-  // its head. False when the connection should end: closed, idle, or the request refused.
-  bool next_request(const std::function<bool()>& stopping) {
+  // Whether the next request's head is here whole (or can be refused already), after waiting up
+  // to `wait_ms` for the rest of it. False also when the client closed (see client_closed()).
+  bool has_next_head(int wait_ms) {
+    const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(wait_ms);
+    while (!head_ready(unread_bytes(), limits_)) {
+      if (!wait_for(POLLIN, milliseconds_until(deadline))) return false;
+      if (!receive()) {
+        client_closed_ = true;
+        return false;
+      }
+    }
+    return true;
+  }
+  bool client_closed() const { return client_closed_; }
+
+  // Reads the next request's head, which has_next_head() found. False when the request was
+  // refused (answered here) and the connection should end.
+  bool next_request() {
     head_.clear();
     head_read_ = 0;
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(options_.keep_alive_timeout_s);
-    while (unread() == 0) {
-      if (stopping() || std::chrono::steady_clock::now() > deadline) return false;
-      if (wait_for(POLLIN, 50) && !receive()) return false;
-    }
     try {
-      // The head's deadline runs from its first byte: bytes trickling in do not extend it.
-      const Clock::time_point head_deadline =
-          Clock::now() + std::chrono::seconds(options_.read_timeout_s);
-      size_t end = find_head_end(unread_bytes(), limits_);
-      while (end == std::string_view::npos) {
-        if (!wait_for(POLLIN, milliseconds_until(head_deadline))) {
-          refuse(json_refusal(408, fmt::format("the request head did not arrive within {} s of "
-                                               "its first byte: send it whole",
-                                               options_.read_timeout_s)));
-          return false;
-        }
-        if (!receive()) return false;
-        end = find_head_end(unread_bytes(), limits_);
-      }
+      const size_t end = find_head_end(unread_bytes(), limits_);
+      if (end == std::string_view::npos) fail_internal("next_request before a whole head");
       head_ = in_origin_form(unread_bytes().substr(0, end));
       buffer_read_ += end;
       RequestHead head = parse_request_head(head_, limits_);
@@ -213,6 +251,13 @@ class FramedConnection final : public httplib::Stream {
   bool refused() const { return refused_; }
   // The current request has been answered: its body no longer counts as in flight.
   void request_answered() { body_share_ = {}; }
+  // The bytes received past the current request (the start of the next one), taken away.
+  std::string take_unread() {
+    std::string rest = buffer_.substr(buffer_read_);
+    buffer_.clear();
+    buffer_read_ = 0;
+    return rest;
+  }
 
   // Ends the connection. After a refusal the client may still be sending its body; reading (and
   // dropping) it for a moment lets the client see the answer instead of a connection reset.
@@ -292,14 +337,7 @@ class FramedConnection final : public httplib::Stream {
   void refuse(const HttpResponse& response) {
     refused_ = true;
     on_refused_(response.status);
-    std::string extra_headers;
-    for (const auto& [name, value] : response.headers)
-      extra_headers += fmt::format("{}: {}\r\n", name, value);
-    const std::string answer = fmt::format(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}"
-        "Connection: close\r\n\r\n{}",
-        response.status, reason_phrase(response.status), response.content_type,
-        response.body.size(), extra_headers, response.body);
+    const std::string answer = refusal_text(response);
     for (size_t sent = 0; sent < answer.size() && is_writable();) {
       const ssize_t n = ::send(socket_, answer.data() + sent, answer.size() - sent, MSG_NOSIGNAL);
       if (n <= 0) break;
@@ -365,12 +403,6 @@ class FramedConnection final : public httplib::Stream {
     return true;
   }
 
-  static int milliseconds_until(Clock::time_point deadline) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    return static_cast<int>(std::clamp<int64_t>(left, 0, std::numeric_limits<int>::max()));
-  }
-
   template <typename Query>
   void address_of(Query query, std::string& ip, int& port) const {
     sockaddr_storage address{};
@@ -403,6 +435,7 @@ class FramedConnection final : public httplib::Stream {
   Clock::time_point body_deadline_;
   ChunkedBodyTracker chunks_{0};
   bool refused_ = false;
+  bool client_closed_ = false;
 };
 
 // The open connections of each client address, against
@@ -431,56 +464,322 @@ class ConnectionsPerClient {
   std::map<std::string, size_t> open_;
 };
 
-// cpp-httplib's server with its per-connection loop replaced by one over FramedConnection (the
-// library's loop reads straight from the socket). The loop keeps the library's rules: up to
-// keep_alive_max_requests requests, each new one within the keep-alive timeout, until stop().
+// A connection waiting in the event loop: for its next request head (new, between keep-alive
+// requests, or with part of a head received), or, refused, for its client to stop sending.
+struct ParkedConnection {
+  socket_t socket = INVALID_SOCKET;
+  std::string client;          // its address
+  std::string received;        // the start of its next request
+  size_t served = 0;           // requests answered on it so far
+  Clock::time_point deadline;  // idle: keep-alive timeout; part of a head: head deadline
+  bool closing = false;        // refused: what it still sends is dropped until the deadline
+};
+
+// cpp-httplib's request processing behind an event-driven front end. One thread (run()) accepts
+// connections and waits on all of them with epoll until a request head has arrived whole; only
+// then does a connection take a worker, which reads the body, answers through the library, and
+// keeps the connection while the next head arrives at once. A connection that goes quiet goes
+// back to the event loop, so idle keep-alive connections and heads trickling in (slowloris) hold
+// no thread. The loop enforces the head deadline (408), the keep-alive timeout, the connections
+// per client (503) and in all (accepting pauses at max_connections).
 class FramedServer final : public httplib::Server {
  public:
   FramedServer(const HttpServerOptions& options, HttpRefusalObserver on_refused,
                HttpHeadCheck check_head)
       : options_(options),
+        limits_(framing_limits(options)),
         on_refused_(std::move(on_refused)),
         check_head_(std::move(check_head)),
         body_bytes_in_flight_(static_cast<int64_t>(options.max_body_bytes_in_flight)),
-        clients_(options.max_connections_per_client) {}
+        clients_(options.max_connections_per_client),
+        epoll_(::epoll_create1(EPOLL_CLOEXEC)),
+        wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (epoll_ < 0 || wake_ < 0)
+      fail("cannot set up the HTTP event loop: {}", std::strerror(errno));
+  }
+  ~FramedServer() override {
+    stop_serving();
+    if (svr_sock_ != INVALID_SOCKET) ::close(svr_sock_);
+    ::close(epoll_);
+    ::close(wake_);
+  }
+
+  // Serves until stop_serving(); returns once the requests in flight are answered.
+  void serve() {
+    const socket_t listening = svr_sock_;
+    ::fcntl(listening, F_SETFL, ::fcntl(listening, F_GETFL) | O_NONBLOCK);
+    watch(listening);
+    watch(wake_);
+    std::vector<epoll_event> events(256);
+    while (!stopping_) {
+      const int ready =
+          ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), next_timeout_ms());
+      for (int i = 0; i < ready; ++i) {
+        const int fd = events[static_cast<size_t>(i)].data.fd;
+        if (fd == listening) {
+          accept_connections(listening);
+        } else if (fd == wake_) {
+          uint64_t count = 0;
+          [[maybe_unused]] const ssize_t n = ::read(wake_, &count, sizeof count);
+        } else {
+          receive(fd);
+        }
+      }
+      park_returned();
+      expire(Clock::now());
+      if (!accepting_ && open_ < options_.max_connections) {
+        accepting_ = true;
+        watch(listening);
+      }
+    }
+    ::close(svr_sock_.exchange(INVALID_SOCKET));
+    for (auto& [fd, parked] : parked_) close_connection(parked.socket, parked.client);
+    parked_.clear();
+    workers_.shutdown();
+    park_returned();  // connections the workers handed back while stopping: closed there
+  }
+
+  // Callable from any thread, also before serve().
+  void stop_serving() {
+    stopping_ = true;
+    wake();
+  }
 
  private:
-  bool process_and_close_socket(socket_t socket) override {
-    FramedConnection connection(socket, options_, on_refused_, check_head_, body_bytes_in_flight_);
-    std::string client;
-    int port = 0;
-    connection.get_remote_ip_and_port(client, port);
-    if (!clients_.open(client)) {
-      connection.refuse(
-          json_refusal(503,
-                       fmt::format("{} has {} connections open to this server already "
-                                   "(--max-connections-per-client): send on those, or retry later",
-                                   client, clients_.limit()),
-                       {{"Retry-After", "1"}}));
-      connection.close();
-      return true;
+  static constexpr int kNextHeadWaitMs =
+      5;  // a worker keeps a connection this long for its next head
+
+  void watch(int fd) {
+    epoll_event event{.events = EPOLLIN, .data = {.fd = fd}};
+    ::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &event);
+  }
+  void wake() {
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(wake_, &one, sizeof one);
+  }
+
+  // Accepts what the listening socket has, up to max_connections open (then accepting pauses, and
+  // further clients wait in the kernel's listen backlog).
+  void accept_connections(socket_t listening) {
+    for (;;) {
+      if (open_ >= options_.max_connections) {
+        pause_accepting(listening);
+        return;
+      }
+      sockaddr_storage address{};
+      socklen_t length = sizeof address;
+      const socket_t socket =
+          ::accept4(listening, reinterpret_cast<sockaddr*>(&address), &length, SOCK_CLOEXEC);
+      if (socket < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE) pause_accepting(listening);  // until one closes
+        return;
+      }
+      const int on = 1;
+      ::setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // no 40 ms Nagle delays
+      const std::string client = numeric_host(address, length);
+      ParkedConnection parked{
+          .socket = socket,
+          .client = client,
+          .deadline = Clock::now() + std::chrono::seconds(options_.keep_alive_timeout_s)};
+      if (!clients_.open(client)) {
+        refuse(std::move(parked),
+               json_refusal(503,
+                            fmt::format("{} has {} connections open to this server already "
+                                        "(--max-connections-per-client): send on those, or retry "
+                                        "later",
+                                        client, clients_.limit()),
+                            {{"Retry-After", "1"}}),
+               /*counted=*/false);
+        continue;
+      }
+      ++open_;
+      park(std::move(parked));
     }
+  }
+
+  void pause_accepting(socket_t listening) {
+    accepting_ = false;
+    ::epoll_ctl(epoll_, EPOLL_CTL_DEL, listening, nullptr);
+  }
+
+  // Puts a connection in the event loop, or hands it to a worker when its next head is here.
+  void park(ParkedConnection parked) {
+    if (!parked.closing && head_ready(parked.received, limits_)) {
+      dispatch(std::move(parked));
+      return;
+    }
+    watch(parked.socket);
+    parked_.emplace(parked.socket, std::move(parked));
+  }
+
+  // Reads what a parked connection sent: the start of a head (whose deadline starts with its first
+  // byte), or, refused, bytes to drop.
+  void receive(int fd) {
+    const auto found = parked_.find(fd);
+    if (found == parked_.end()) return;
+    ParkedConnection& parked = found->second;
+    char chunk[16 << 10];
+    const ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      forget(found);
+      return;
+    }
+    if (parked.closing) return;
+    if (parked.received.empty())
+      parked.deadline = Clock::now() + std::chrono::seconds(options_.read_timeout_s);
+    parked.received.append(chunk, static_cast<size_t>(n));
+    if (!head_ready(parked.received, limits_)) return;
+    ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+    ParkedConnection ready = std::move(parked);
+    parked_.erase(found);
+    dispatch(std::move(ready));
+  }
+
+  // Past their deadline: a head not whole gets 408, an idle connection closes, a refused one too.
+  void expire(Clock::time_point now) {
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (now < it->second.deadline) {
+        ++it;
+      } else if (it->second.closing || it->second.received.empty()) {
+        it = forget(it);
+      } else {
+        ParkedConnection late = std::move(it->second);
+        ::epoll_ctl(epoll_, EPOLL_CTL_DEL, late.socket, nullptr);
+        it = parked_.erase(it);
+        refuse(std::move(late), head_timeout_refusal(options_), /*counted=*/true);
+      }
+    }
+  }
+
+  // Answers a connection from the event loop and keeps it for a second, dropping what the client
+  // still sends, so that the client reads the answer instead of a reset. `counted`: the connection
+  // counts in open_ and its client's connections.
+  void refuse(ParkedConnection parked, const HttpResponse& response, bool counted) {
+    on_refused_(response.status);
+    const std::string answer = refusal_text(response);
+    [[maybe_unused]] const ssize_t sent =
+        ::send(parked.socket, answer.data(), answer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::shutdown(parked.socket, SHUT_WR);
+    if (!counted) {
+      // Not counted, so not kept: an address over its share must not hold descriptors either.
+      // What it sent already is read first, so that closing sends no reset over the answer.
+      char sink[16 << 10];
+      while (::recv(parked.socket, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+      }
+      ::close(parked.socket);
+      return;
+    }
+    parked.closing = true;
+    parked.received.clear();
+    parked.deadline = Clock::now() + std::chrono::seconds(1);
+    park(std::move(parked));
+  }
+
+  std::unordered_map<int, ParkedConnection>::iterator forget(
+      std::unordered_map<int, ParkedConnection>::iterator parked) {
+    ::epoll_ctl(epoll_, EPOLL_CTL_DEL, parked->first, nullptr);
+    close_connection(parked->second.socket, parked->second.client);
+    return parked_.erase(parked);
+  }
+
+  int next_timeout_ms() const {
+    Clock::time_point next = Clock::now() + std::chrono::seconds(1);
+    for (const auto& [fd, parked] : parked_) next = std::min(next, parked.deadline);
+    return milliseconds_until(next) + 1;
+  }
+
+  // A worker serves the connection's requests while each next head arrives at once.
+  void dispatch(ParkedConnection parked) {
+    workers_.enqueue(
+        [this, parked = std::move(parked)]() mutable { serve_connection(std::move(parked)); });
+  }
+
+  void serve_connection(ParkedConnection parked) {
+    FramedConnection connection(parked.socket, std::move(parked.received), options_, on_refused_,
+                                check_head_, body_bytes_in_flight_);
     connection_of_this_thread = &connection;
-    const auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
-    for (size_t served = 0; served < options_.keep_alive_max_requests;) {
-      if (!connection.next_request(stopping)) break;
-      const bool last = ++served == options_.keep_alive_max_requests;
+    bool wait_in_loop = false;
+    while (connection.next_request()) {
+      const bool last = ++parked.served >= options_.keep_alive_max_requests;
       bool client_closed = false;
       const bool answered = process_request(connection, last, client_closed, nullptr);
       connection.request_answered();
-      if (!answered || client_closed || !connection.request_finished()) break;
+      if (!answered || client_closed || last || !connection.request_finished() || stopping_) break;
+      if (!connection.has_next_head(kNextHeadWaitMs)) {
+        wait_in_loop = !connection.client_closed();
+        break;
+      }
     }
     connection_of_this_thread = nullptr;
+    if (wait_in_loop && !stopping_) {
+      parked.received = connection.take_unread();
+      parked.deadline = Clock::now() + std::chrono::seconds(parked.received.empty()
+                                                                ? options_.keep_alive_timeout_s
+                                                                : options_.read_timeout_s);
+      {
+        std::lock_guard lock(returned_mutex_);
+        returned_.push_back(std::move(parked));
+      }
+      wake();
+      return;
+    }
     connection.close();
+    clients_.close(parked.client);
+    connection_closed();
+  }
+
+  // Connections the workers handed back, into the event loop (closed once it stops).
+  void park_returned() {
+    std::vector<ParkedConnection> returned;
+    {
+      std::lock_guard lock(returned_mutex_);
+      returned.swap(returned_);
+    }
+    for (ParkedConnection& parked : returned) {
+      if (stopping_) {
+        close_connection(parked.socket, parked.client);
+      } else {
+        park(std::move(parked));
+      }
+    }
+  }
+
+  void close_connection(socket_t socket, const std::string& client) {
+    ::close(socket);
     clients_.close(client);
-    return true;
+    connection_closed();
+  }
+
+  void connection_closed() {
+    --open_;
+    if (!accepting_) wake();
+  }
+
+  static std::string numeric_host(const sockaddr_storage& address, socklen_t length) {
+    char host[NI_MAXHOST];
+    if (::getnameinfo(reinterpret_cast<const sockaddr*>(&address), length, host, sizeof host,
+                      nullptr, 0, NI_NUMERICHOST) != 0)
+      return "";
+    return host;
   }
 
   const HttpServerOptions options_;
+  const HttpFramingLimits limits_;
   const HttpRefusalObserver on_refused_;
   const HttpHeadCheck check_head_;
   AdmissionBudget body_bytes_in_flight_;
   ConnectionsPerClient clients_;
+  const int epoll_;
+  const int wake_;  // an eventfd: wakes the loop (stop, a connection handed back or closed)
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> accepting_{true};
+  std::atomic<size_t> open_{0};                       // connections counted against max_connections
+  std::unordered_map<int, ParkedConnection> parked_;  // the event loop's alone
+  std::mutex returned_mutex_;
+  std::vector<ParkedConnection> returned_;
+  ConnectionPool workers_{static_cast<size_t>(std::max(1, options_.threads))};
 };
 
 HttpRequest to_request(const httplib::Request& in) {
@@ -526,11 +825,6 @@ struct HttpServer::Impl {
   FramedServer server;
   HttpHandler handler;
   int port = 0;
-  // httplib's stop() does nothing before listening has begun, so a stop() that races with run()
-  // is remembered here and honoured.
-  std::atomic<bool> stopping{false};
-  std::atomic<bool> run_entered{false};
-  std::atomic<bool> run_finished{false};
 };
 
 HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler,
@@ -538,16 +832,6 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler,
     : impl_(std::make_unique<Impl>(options, on_refused, std::move(check_head))) {
   impl_->handler = std::move(handler);
   httplib::Server& server = impl_->server;
-  const auto threads = static_cast<size_t>(std::max(1, options.threads));
-  const size_t max_waiting = options.max_waiting_connections;
-  server.new_task_queue = [threads, max_waiting] {
-    return new ConnectionPool(threads, max_waiting);
-  };
-  server.set_tcp_nodelay(true);  // else small answers wait ~40 ms for delayed ACKs (Nagle)
-  server.set_read_timeout(options.read_timeout_s, 0);
-  server.set_write_timeout(options.write_timeout_s, 0);
-  server.set_keep_alive_timeout(options.keep_alive_timeout_s);
-  server.set_keep_alive_max_count(options.keep_alive_max_requests);
   const auto dispatch = [this](const httplib::Request& request, httplib::Response& response) {
     write_response(impl_->handler(to_request(request)), response);
   };
@@ -606,19 +890,8 @@ HttpServer::~HttpServer() { stop(); }
 
 int HttpServer::port() const { return impl_->port; }
 
-void HttpServer::run() {
-  impl_->run_entered = true;
-  if (!impl_->stopping) impl_->server.listen_after_bind();
-  impl_->run_finished = true;
-}
+void HttpServer::run() { impl_->server.serve(); }
 
-void HttpServer::stop() {
-  impl_->stopping = true;
-  if (!impl_->run_entered) return;  // run() will see `stopping` and return at once
-  while (!impl_->run_finished && !impl_->server.is_running()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  impl_->server.stop();
-}
+void HttpServer::stop() { impl_->server.stop_serving(); }
 
 }  // namespace garmentnet

@@ -2,6 +2,7 @@
 // explode, compressed bodies, the API key checked before the body, slow clients, and the small ones
 // (the web page's own path, absolute-form request lines, bare LF line ends, header names that are
 // not tokens, unknown top-level keys, a NUL in a model name).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -309,6 +310,43 @@ TEST(ServeHostile, SlowClientsMeetADeadlineAndOneAddressHoldsOnlyItsShareOfThrea
     status = result ? result->status : 0;
   }
   EXPECT_EQ(status, 200);
+}
+
+// Connections waiting for a request head (heads trickling in from many addresses, idle keep-alive
+// connections) wait in the event loop: with two worker threads and 24 such connections open, other
+// clients are answered at once, and an idle connection is served again when it sends.
+TEST(ServeHostile, ConnectionsWaitingForAHeadHoldNoThread) {
+  ServeOptions options = quick_serve_options();
+  options.http.threads = 2;
+  options.http.read_timeout_s = 3;
+  RunningServer server(options);
+  const std::string get = "GET /v1/models/garments HTTP/1.1\r\nHost: a\r\n\r\n";
+  std::vector<std::unique_ptr<RawConnection>> trickling, idle;
+  for (int i = 0; i < 16; ++i) {
+    trickling.push_back(
+        std::make_unique<RawConnection>(server.port(), fmt::format("127.0.0.{}", 1 + i % 4)));
+    trickling.back()->send("POST / HTTP/1.1\r\nHost: a\r\n");
+  }
+  for (int i = 0; i < 8; ++i) {
+    idle.push_back(std::make_unique<RawConnection>(server.port(), "127.0.0.6"));
+    idle.back()->send(get);
+    ASSERT_EQ(status_of(idle.back()->receive(std::chrono::milliseconds(300))), 200);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (auto& connection : trickling) connection->send("X");
+
+  for (int request = 0; request < 3; ++request) {
+    const auto sent = Clock::now();
+    RawConnection other(server.port(), "127.0.0.5");
+    other.send("GET /v1/models/garments HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(status_of(other.receive(std::chrono::milliseconds(1000))), 200);
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - sent).count(), 0.5);
+  }
+  idle.front()->send(get);
+  EXPECT_EQ(status_of(idle.front()->receive(std::chrono::milliseconds(300))), 200);
+  // The trickling heads still meet their deadline.
+  for (auto& connection : trickling)
+    EXPECT_EQ(status_of(connection->receive(std::chrono::milliseconds(4000))), 408);
 }
 
 TEST(ServeHostile, BodiesInFlightAreBoundedAndABurstGivesItsMemoryBack) {
