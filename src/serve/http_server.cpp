@@ -504,8 +504,29 @@ class FramedServer final : public httplib::Server {
     ::close(wake_);
   }
 
-  // Serves until stop_serving(); returns once the requests in flight are answered.
+  // Serves until stop_serving(); returns once the requests in flight are answered. The event loop
+  // runs on a thread of its own at the connection threads' low priority (the model's come first).
   void serve() {
+    std::thread loop([this] {
+      run_current_thread_in_background();
+      run_event_loop();
+    });
+    loop.join();
+  }
+
+  // Callable from any thread, also before serve().
+  void stop_serving() {
+    stopping_ = true;
+    wake();
+  }
+
+ private:
+  // A worker keeps a connection this long for its next request head: clients of a busy server
+  // send their next request within tens of milliseconds, and handing the connection to the event
+  // loop and back costs more than the wait. Longer quiet connections wait in the loop.
+  static constexpr int kNextHeadWaitMs = 100;
+
+  void run_event_loop() {
     const socket_t listening = svr_sock_;
     ::fcntl(listening, F_SETFL, ::fcntl(listening, F_GETFL) | O_NONBLOCK);
     watch(listening);
@@ -538,16 +559,6 @@ class FramedServer final : public httplib::Server {
     workers_.shutdown();
     park_returned();  // connections the workers handed back while stopping: closed there
   }
-
-  // Callable from any thread, also before serve().
-  void stop_serving() {
-    stopping_ = true;
-    wake();
-  }
-
- private:
-  static constexpr int kNextHeadWaitMs =
-      5;  // a worker keeps a connection this long for its next head
 
   void watch(int fd) {
     epoll_event event{.events = EPOLLIN, .data = {.fd = fd}};
