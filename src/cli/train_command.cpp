@@ -114,7 +114,9 @@ void add_training_flags(CLI::App& command, TrainOptions& o, int& threads, Tracki
   command.add_option("--validation", o.validation,
                      "Validation table (default: a stratified split)");
   command
-      .add_option("--validation-fraction", o.validation_fraction, "Share held out for validation")
+      .add_option("--validation-fraction", o.validation_fraction,
+                  "Share held out for validation (0: none; every row trains, the last epoch is "
+                  "the model)")
       ->capture_default_str();
   command.add_option("--folds", o.folds,
                      "Cross-validation: validate on fold --fold of this many stratified folds "

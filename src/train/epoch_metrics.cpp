@@ -128,18 +128,25 @@ void write_metrics_files(const std::filesystem::path& out, const TaskSpec& spec,
     }
   }
   csv += '\n';
+  // A run without validation rows leaves the validation columns empty.
+  const auto figure = [](bool known, double value) {
+    return known ? fmt::format(",{:.5f}", value) : std::string(",");
+  };
   for (const EpochRecord& e : history) {
-    csv += fmt::format("{},{:.1f},{:.4f},{:.5f},{:.5f},{:.5f}", e.epoch, e.seconds, e.lr_factor,
-                       e.train.loss, e.validation.loss, e.validation.score);
+    const bool validated = !e.validation.heads.empty();
+    csv += fmt::format("{},{:.1f},{:.4f},{:.5f}", e.epoch, e.seconds, e.lr_factor, e.train.loss) +
+           figure(validated, e.validation.loss) + figure(validated, e.validation.score);
     for (const auto& head : spec.heads) {
       const HeadMetrics& t = e.train.head(head.name);
-      const HeadMetrics& v = e.validation.head(head.name);
+      const HeadMetrics& v = validated ? e.validation.head(head.name) : t;  // t: never printed
       if (head.kind == HeadKind::Softmax) {
-        csv += fmt::format(",{:.5f},{:.5f},{:.5f},{:.5f}", t.softmax->top1_accuracy,
-                           v.softmax->top1_accuracy, v.softmax->top2_accuracy, v.softmax->macro_f1);
+        csv += fmt::format(",{:.5f}", t.softmax->top1_accuracy) +
+               figure(validated, v.softmax->top1_accuracy) +
+               figure(validated, v.softmax->top2_accuracy) + figure(validated, v.softmax->macro_f1);
       } else {
-        csv += fmt::format(",{:.5f},{:.5f},{:.5f}", t.multilabel->mean_average_precision,
-                           v.multilabel->mean_average_precision, v.multilabel->macro_f1);
+        csv += fmt::format(",{:.5f}", t.multilabel->mean_average_precision) +
+               figure(validated, v.multilabel->mean_average_precision) +
+               figure(validated, v.multilabel->macro_f1);
       }
     }
     csv += '\n';
@@ -148,6 +155,9 @@ void write_metrics_files(const std::filesystem::path& out, const TaskSpec& spec,
 }
 
 std::string epoch_summary(const TaskSpec& spec, const EpochRecord& e, int epochs) {
+  if (e.validation.heads.empty())
+    return fmt::format("epoch {}/{}: train loss {:.4f}, train score {:.4f} (no validation rows)",
+                       e.epoch, epochs, e.train.loss, e.train.score);
   std::string summary =
       fmt::format("epoch {}/{}: train loss {:.4f}, val loss {:.4f}, val score {:.4f}", e.epoch,
                   epochs, e.train.loss, e.validation.loss, e.validation.score);
@@ -180,6 +190,7 @@ std::vector<std::pair<std::string, double>> epoch_figures(const EpochRecord& rec
   for (const auto& [split, metrics] :
        {std::pair<std::string, const SplitMetrics&>{"train", record.train},
         std::pair<std::string, const SplitMetrics&>{"validation", record.validation}}) {
+    if (metrics.heads.empty()) continue;  // a run without validation rows
     out.emplace_back(split + "/loss", metrics.loss);
     out.emplace_back(split + "/score", metrics.score);
     for (const auto& [name, head] : metrics.heads) {

@@ -76,6 +76,7 @@ RunSummary summarize_run(const fs::path& folder, std::string name) {
     const TrainingHistory history = history_from_json(read_run_file(folder / "metrics.json"));
     run.epochs_run = static_cast<int>(history.size());
     for (const EpochRecord& record : history) {
+      if (record.validation.heads.empty()) continue;  // no validation rows: no score
       const double value = by_loss ? -record.validation.loss : record.validation.score;
       const double best = by_loss ? -run.score : run.score;
       if (run.best_epoch != 0 && value <= best) continue;

@@ -150,8 +150,8 @@ void check_options(const TrainOptions& o) {
   if (o.epochs < 1) fail("--epochs must be at least 1");
   if (o.batch_size < 1) fail("--batch-size must be at least 1");
   if (o.image_size < 16 || o.image_size > 1024) fail("--image-size must be between 16 and 1024");
-  if (o.validation.empty() && (o.validation_fraction <= 0 || o.validation_fraction >= 1)) {
-    fail("--validation-fraction must be between 0 and 1 (exclusive)");
+  if (o.validation.empty() && (o.validation_fraction < 0 || o.validation_fraction >= 1)) {
+    fail("--validation-fraction must be at least 0 (no validation) and below 1");
   }
   if (o.folds != 0 && (o.folds < 2 || o.fold < 0 || o.fold >= o.folds)) {
     fail("--folds must be at least 2 and --fold between 0 and {} (given --folds {} --fold {})",

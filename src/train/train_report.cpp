@@ -65,12 +65,15 @@ void add_learning_curves(HtmlReport& report, const TrainReportInputs& in, const 
   std::vector<double> epochs;
   for (const EpochRecord& record : history) epochs.push_back(record.epoch);
   report.section("Learning curves");
+  // Without validation rows the curves are the training figures alone.
+  const bool validated = !history.empty() && !history.front().validation.heads.empty();
   LineChart loss{.style = {.title = "Loss per head", .x_label = "epoch", .y_label = "loss"}};
   for (const auto& head : in.spec.heads) {
     const std::string& name = head.name;
     loss.series.push_back({name + " train", epochs, series(history, [&](const EpochRecord& e) {
                              return e.train.head(name).loss;
                            })});
+    if (!validated) continue;
     loss.series.push_back(
         {name + " validation", epochs,
          series(history, [&](const EpochRecord& e) { return e.validation.head(name).loss; }),
@@ -78,6 +81,14 @@ void add_learning_curves(HtmlReport& report, const TrainReportInputs& in, const 
   }
   write_line_chart(loss, plots / "loss.png");
   report.image("plots/loss.png", "Training (solid) and validation (dashed) loss of each head.");
+  if (!validated) {
+    std::vector<std::vector<std::string>> rows;
+    for (const EpochRecord& e : history)
+      rows.push_back({std::to_string(e.epoch), fmt::format("{:.4f}", e.train.loss),
+                      fmt::format("{:.4f}", e.train.score), fmt::format("{:.1f}", e.seconds)});
+    report.table({"epoch", "train loss", "train score", "seconds"}, rows);
+    return;
+  }
 
   LineChart quality{
       .style = {.title = "Validation quality", .x_label = "epoch", .y_label = "score"}};
@@ -218,12 +229,18 @@ void write_train_report(const TrainReportInputs& in) {
   add_learning_curves(report, in, plots);
   std::string card = "# Model card\n\n";
   for (const auto& [key, value] : facts) card += fmt::format("- **{}**: {}\n", key, value);
-  add_best_epoch(report, in, plots, card);
-  add_validation_images(report, in, plots);
-  report.paragraph(
-      "Thresholds were tuned on the validation data to maximise each tag's F1; "
-      "validation scores at tuned thresholds are therefore slightly optimistic. "
-      "Use `garmentnet evaluate` on held-out test data for unbiased figures.");
+  if (in.best_validation.probabilities.empty()) {
+    report.paragraph(
+        "This run trained on every row, without validation rows: the model is the last epoch's. "
+        "Use `garmentnet evaluate` on held-out test data for its figures.");
+  } else {
+    add_best_epoch(report, in, plots, card);
+    add_validation_images(report, in, plots);
+    report.paragraph(
+        "Thresholds were tuned on the validation data to maximise each tag's F1; "
+        "validation scores at tuned thresholds are therefore slightly optimistic. "
+        "Use `garmentnet evaluate` on held-out test data for unbiased figures.");
+  }
   report.write(in.out_dir / "report.html");
   write_file_atomically(in.out_dir / "model_card.md", card);
 }

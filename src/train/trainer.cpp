@@ -293,6 +293,8 @@ class Trainer {
     spdlog::info("{} training and {} validation images at {}x{}; backbone {}, transfer {}",
                  train_set_.data.size(), val_set_.data.size(), pre_.width, pre_.height,
                  options_.backbone, kTransferModes.name_of(transfer_));
+    if (!has_validation_rows())
+      spdlog::info("no validation rows: every row trains and the model is the last epoch's");
     losses_ = loss_options(options_, train_set_.data);
   }
 
@@ -310,6 +312,7 @@ class Trainer {
       for (size_t i = 0; i < train_set_.data.size(); ++i) cached_rows_.push_back(i);
     }
     train_features_ = torch::cat(views);
+    if (!has_validation_rows()) return;
     val_features_ = resources_.features().features(
         model_, val_set_.images, val_set_.data.images, pre_, augmentation_, 0, options_.seed,
         "caching validation features", hooks_.stop_requested);
@@ -432,9 +435,11 @@ class Trainer {
     EpochRecord record{.epoch = epoch + 1,
                        .lr_factor = schedule_factor(options_, epoch + 1.0 - 1e-9),
                        .train = score_split(spec_, trained.predictions, trained.losses,
-                                            default_thresholds, /*tune=*/false),
-                       .validation = score_split(spec_, validated.predictions, validated.losses,
-                                                 thresholds, /*tune=*/true)};
+                                            default_thresholds, /*tune=*/false)};
+    // Without validation rows the record has no validation figures and every epoch is the best.
+    if (has_validation_rows())
+      record.validation =
+          score_split(spec_, validated.predictions, validated.losses, thresholds, /*tune=*/true);
     record.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     record.train_seconds = train_seconds;
@@ -442,7 +447,8 @@ class Trainer {
 
     const double value =
         options_.monitor == Monitor::Score ? record.validation.score : -record.validation.loss;
-    const bool improved = state_.best_epoch == 0 || value > state_.best_value;
+    const bool improved =
+        !has_validation_rows() || state_.best_epoch == 0 || value > state_.best_value;
     spdlog::info("{}{}", epoch_summary(spec_, record, options_.epochs),
                  improved ? " (best so far)" : "");
     if (improved) {
@@ -490,7 +496,7 @@ class Trainer {
   // report.html and model_card.md for the best epoch.
   void write_report() {
     ModelBundle best = load_model_file(result_.model_path);
-    if (best_validation_.probabilities.empty()) {
+    if (best_validation_.probabilities.empty() && has_validation_rows()) {
       // The best epoch ran before a resume: predict the validation data again with its model.
       spdlog::info("predicting the validation data with the best epoch's model for the report");
       best_validation_ = validate(best.model, false).predictions;
@@ -526,6 +532,9 @@ class Trainer {
   }
 
   // ---- Helpers ----
+
+  // Whether the run has validation rows (--validation-fraction 0 has none).
+  bool has_validation_rows() const { return val_set_.data.size() > 0; }
 
   std::vector<torch::Tensor> trained_parameters() {
     std::vector<torch::Tensor> trained;

@@ -80,6 +80,10 @@ TrainingSplits load_training_splits(const TrainOptions& options) {
       (fold_of[row] == options.fold ? validation_rows : train_rows).push_back(row);
     return {all.subset(train_rows), all.subset(validation_rows)};
   }
+  if (options.validation.empty() && options.validation_fraction == 0) {
+    LabelledDataset none = all.subset({});
+    return {std::move(all), std::move(none)};
+  }
   if (options.validation.empty()) {
     const auto [train_rows, validation_rows] =
         stratified_split(all, options.validation_fraction, options.seed);

@@ -14,6 +14,7 @@
 #include "data/table.h"
 #include "eval/suspect_labels.h"
 #include "model/ensemble.h"
+#include "model/model_file.h"
 #include "train/study_report.h"
 #include "train/tpe.h"
 #include "train/trainer.h"
@@ -770,10 +771,26 @@ TrainResult refit_best_trial(const StudyResult& study, const TuneOptions& option
   run.seed = options.seed;
   run.out_dir = options.out_dir / "refit";
   run.report = true;
+  run.validation_fraction = 0;  // every row trains
+  std::vector<int> best_epochs;
+  for (const FoldResult& fold : best.folds) best_epochs.push_back(fold.best_epoch);
+  std::nth_element(best_epochs.begin(), best_epochs.begin() + best_epochs.size() / 2,
+                   best_epochs.end());
+  run.epochs = std::max(1, best_epochs[best_epochs.size() / 2]);
   fs::remove_all(run.out_dir);  // a refit a stopped study left half done
-  spdlog::info("refitting trial {}'s options on the training table: {}", best.trial,
-               run.out_dir.string());
-  return train_model(run, resources, {.stop_requested = stop_requested});
+  spdlog::info("refitting trial {}'s options on every row of the training table for {} epochs: {}",
+               best.trial, run.epochs, run.out_dir.string());
+  TrainResult result = train_model(run, resources, {.stop_requested = stop_requested});
+  if (result.interrupted) return result;
+  std::vector<ModelBundle> folds;
+  for (const FoldResult& fold : best.folds)
+    folds.push_back(load_model_file(fold_dir(options, best.trial, fold.fold) / "model.gnm"));
+  ModelBundle refit = load_model_file(result.model_path);
+  for (const HeadSpec& head : refit.model->spec().heads)
+    if (head.kind == HeadKind::MultiLabel)
+      refit.tag_thresholds[head.name] = mean_thresholds(folds, head.name);
+  save_model_file(refit, result.model_path);
+  return result;
 }
 
 fs::path write_best_trial_ensemble(const StudyResult& study, const TuneOptions& options) {

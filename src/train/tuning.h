@@ -150,9 +150,10 @@ struct StudyResult {
 StudyResult run_study(const TuneOptions& options, TrainingResources& resources,
                       const std::atomic<bool>* stop_requested);
 
-// Trains the best complete trial's options on the training table into out_dir/refit (a normal run
-// folder with model.gnm and report.html; the usual stratified validation share picks its best
-// epoch): the model to evaluate and serve. InputError when no trial is complete.
+// Trains the best complete trial's options on every row of the training table into out_dir/refit
+// (a run folder with model.gnm and report.html): as many epochs as its folds' median best epoch,
+// the last epoch kept, tag thresholds the mean of its fold models' (each tuned on rows its fold
+// model never saw). The model to evaluate and serve. InputError when no trial is complete.
 TrainResult refit_best_trial(const StudyResult& study, const TuneOptions& options,
                              TrainingResources& resources, const std::atomic<bool>* stop_requested);
 

@@ -462,6 +462,39 @@ TEST(Train, AStopRequestEndsTheRunWhileDecodingOrCachingFeatures) {
   EXPECT_TRUE(std::filesystem::exists(resumed.model_path));
 }
 
+// --validation-fraction 0: every row trains, the last epoch is the model (there is nothing to
+// choose by), and the metrics, log and report say so instead of showing validation figures.
+TEST(Train, WithoutValidationRowsEveryRowTrainsAndTheLastEpochIsTheModel) {
+  testing::TempDir dir;
+  TrainOptions o = quick_options(dir / "all-rows");
+  o.epochs = 2;
+  o.validation_fraction = 0;
+  o.report = true;
+  const TrainResult result = train_model(o, testing::training_resources());
+  EXPECT_EQ(result.best_epoch, 2);
+  EXPECT_TRUE(result.best_validation.probabilities.empty());
+  const ModelBundle model = load_model_file(result.model_path);
+  EXPECT_EQ(model.metadata["validation_rows"], 0);
+  EXPECT_GT(model.metadata["training_rows"].get<int>(), 250);  // all of the tiny dataset's rows
+  const nlohmann::json history = read_json(o.out_dir / "metrics.json");
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_TRUE(history[1]["val"]["heads"].empty()) << history[1].dump();
+  const std::string csv = read_file(o.out_dir / "metrics.csv");
+  EXPECT_NE(csv.find("\n2,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find(",,"), std::string::npos) << "the validation columns are empty: " << csv;
+  EXPECT_NE(read_file(o.out_dir / "report.html").find("without validation rows"),
+            std::string::npos);
+  EXPECT_NE(read_file(o.out_dir / "train.log").find("no validation rows"), std::string::npos);
+  // A split with validation rows picks the epoch as before (the same rows, 15 % held out).
+  TrainOptions held_out = quick_options(dir / "held-out");
+  held_out.epochs = 1;
+  const ModelBundle split =
+      load_model_file(train_model(held_out, testing::training_resources()).model_path);
+  EXPECT_EQ(
+      split.metadata["training_rows"].get<int>() + split.metadata["validation_rows"].get<int>(),
+      model.metadata["training_rows"].get<int>());
+}
+
 TEST(Train, DefaultTransferTrainsABareArchitectureWholeAndFineTunesPretrainedWeights) {
   TrainOptions o = quick_options("/tmp/unused");
   o.transfer.reset();

@@ -224,6 +224,24 @@ TEST(Tune, ABadTrialIsPrunedAtItsFirstRungNeverChosenAndTheBestIsRefittedAndEnse
   const nlohmann::json refit = nlohmann::json::parse(read_file(dir / "study/refit/config.json"));
   EXPECT_EQ(refit["head_lr"], 0.03);
   EXPECT_EQ(refit["folds"], 0);
+  // ... on every row (a fold model's training and validation rows together), for the folds'
+  // median best epoch (of two: the later), at the mean of the fold models' tag thresholds.
+  const ModelBundle refitted = load_model_file(dir / "study/refit/model.gnm");
+  const ModelBundle fold0 = load_model_file(dir / "study/trials/001/fold-0/model.gnm");
+  const ModelBundle fold1 = load_model_file(dir / "study/trials/001/fold-1/model.gnm");
+  EXPECT_EQ(refitted.metadata["validation_rows"], 0);
+  EXPECT_EQ(
+      refitted.metadata["training_rows"].get<int>(),
+      fold0.metadata["training_rows"].get<int>() + fold0.metadata["validation_rows"].get<int>());
+  const int epochs = std::max(good["folds"][0]["best_epoch"].get<int>(),
+                              good["folds"][1]["best_epoch"].get<int>());
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "study/refit/metrics.json")).size(),
+            static_cast<size_t>(epochs));
+  const std::vector<double> tags = refitted.thresholds("tags");
+  ASSERT_EQ(tags.size(), fold0.thresholds("tags").size());
+  for (size_t k = 0; k < tags.size(); ++k)
+    EXPECT_NEAR(tags[k], (fold0.thresholds("tags")[k] + fold1.thresholds("tags")[k]) / 2, 1e-9);
+  EXPECT_TRUE(std::filesystem::exists(dir / "study/refit/report.html"));
   // --ensemble: the best trial's two fold models as one model file that `evaluate` scores.
   const nlohmann::json ensemble = read_model_file_document(dir / "study/ensemble.gnm");
   EXPECT_EQ(ensemble["members"].size(), 2u);
