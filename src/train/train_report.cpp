@@ -80,7 +80,9 @@ void add_learning_curves(HtmlReport& report, const TrainReportInputs& in, const 
          true});
   }
   write_line_chart(loss, plots / "loss.png");
-  report.image("plots/loss.png", "Training (solid) and validation (dashed) loss of each head.");
+  report.image("plots/loss.png",
+               validated ? "Training (solid) and validation (dashed) loss of each head."
+                         : "Training loss of each head (the run has no validation rows).");
   if (!validated) {
     std::vector<std::vector<std::string>> rows;
     for (const EpochRecord& e : history)

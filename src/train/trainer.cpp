@@ -450,7 +450,7 @@ class Trainer {
     const bool improved =
         !has_validation_rows() || state_.best_epoch == 0 || value > state_.best_value;
     spdlog::info("{}{}", epoch_summary(spec_, record, options_.epochs),
-                 improved ? " (best so far)" : "");
+                 improved && has_validation_rows() ? " (best so far)" : "");
     if (improved) {
       state_.best_epoch = epoch + 1;
       state_.best_value = value;
