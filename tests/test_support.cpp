@@ -1,5 +1,6 @@
 #include "test_support.h"
 
+#include <ATen/Parallel.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,16 @@
 #include "train/trainer.h"
 
 namespace garmentnet::testing {
+namespace {
+
+// LibTorch's threads are the process's, set by each command at its start; the test programs set
+// them here, once, as the commands would.
+[[maybe_unused]] const bool model_threads_set = [] {
+  at::set_num_threads(2);
+  return true;
+}();
+
+}  // namespace
 
 TempDir::TempDir() {
   std::random_device random;

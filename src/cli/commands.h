@@ -33,4 +33,8 @@ void add_tune_command(CLI::App& app);
 // serve_command.cpp: the HTTP model service.
 void add_serve_command(CLI::App& app);
 
+// torch_main.cpp: LibTorch's intra-op threads, a process-wide setting (0 = all cores). Commands
+// that run a model set it once, here at the edge; the library never does.
+void use_model_threads(int threads);
+
 }  // namespace garmentnet::cli

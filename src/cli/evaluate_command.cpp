@@ -62,6 +62,7 @@ void add_evaluate_command(CLI::App& app) {
 
   command->callback([flags] {
     EvaluateOptions options = flags->options;
+    use_model_threads(options.threads);
     options.stream.decode_threads = options.threads;
     options.stream.stop_at_first_failure = flags->strict;
     if (options.out_dir.empty()) {

@@ -61,7 +61,8 @@ void add_predict_command(CLI::App& app) {
     if (!flags->shard.empty()) options.shard = parse_shard(flags->shard);
     options.stream.decode_threads = flags->threads;
     options.stream.stop_at_first_failure = flags->strict;
-    const Predictor predictor(flags->model, {.threads = flags->threads});
+    use_model_threads(flags->threads);
+    const Predictor predictor(flags->model);
     const PredictResult result = predict_file(predictor, options);
     std::printf("Predicted %zu of %zu rows in %.1f s (%.1f images/s) → %s\n",
                 result.images_predicted, result.rows, result.seconds, result.images_per_second,

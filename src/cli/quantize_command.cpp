@@ -48,6 +48,7 @@ void add_quantize_command(CLI::App& app) {
   command->add_option("--seed", o->seed, "which rows calibrate and validate")
       ->capture_default_str();
   command->callback([o] {
+    use_model_threads(o->threads);
     const QuantizeResult result = quantize_model_file(*o);
     std::fputs(quantize_summary_text(result).c_str(), stdout);
     std::fflush(stdout);  // the table before the refusal on stderr

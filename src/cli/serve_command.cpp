@@ -11,6 +11,7 @@ void add_serve_command(CLI::App& app) {
   auto timeout_ms = std::make_shared<int64_t>(30000);
   auto max_body_mib = std::make_shared<double>(10);
   auto max_mib_in_flight = std::make_shared<double>(128);
+  auto model_threads = std::make_shared<int>(0);
   CLI::App* command = app.add_subcommand(
       "serve",
       "Serve a model over HTTP: TF-Serving REST, KServe v2, an image route and a web page at /");
@@ -92,24 +93,26 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--decode-threads", o->decode_threads, "Image decode workers (0 = all cores)")
       ->capture_default_str();
-  command->add_option("--threads", o->models.predictor.threads, "Model threads (0 = all cores)")
+  command->add_option("--threads", *model_threads, "Model threads (0 = all cores)")
       ->capture_default_str();
   command->add_option("--poll-ms", *poll_ms, "How often the base path is checked for new versions")
       ->capture_default_str();
-  command->callback(
-      [o, poll_ms, max_wait_us, timeout_ms, max_body_mib, max_mib_in_flight, command] {
-        if (o->models.base_path.empty() && o->models.model_file.empty()) {
-          throw CLI::RequiredError("--model-base-path or --model");
-        }
-        o->models.poll_interval = std::chrono::milliseconds(*poll_ms);
-        o->batching.max_wait = std::chrono::microseconds(*max_wait_us);
-        o->request_timeout = std::chrono::milliseconds(*timeout_ms);
-        o->http.max_body_bytes = static_cast<size_t>(*max_body_mib * 1024 * 1024);
-        o->limits.image.max_file_bytes = o->http.max_body_bytes;
-        o->http.max_body_bytes_in_flight = static_cast<size_t>(*max_mib_in_flight * 1024 * 1024);
-        o->models.warm_up_batch_size = o->batching.max_batch_size;
-        serve_until_signal(*o);
-      });
+  command->callback([o, poll_ms, max_wait_us, timeout_ms, max_body_mib, max_mib_in_flight,
+                     model_threads, command] {
+    if (o->models.base_path.empty() && o->models.model_file.empty()) {
+      throw CLI::RequiredError("--model-base-path or --model");
+    }
+    o->models.poll_interval = std::chrono::milliseconds(*poll_ms);
+    o->batching.max_wait = std::chrono::microseconds(*max_wait_us);
+    o->request_timeout = std::chrono::milliseconds(*timeout_ms);
+    o->http.max_body_bytes = static_cast<size_t>(*max_body_mib * 1024 * 1024);
+    o->limits.image.max_file_bytes = o->http.max_body_bytes;
+    o->http.max_body_bytes_in_flight = static_cast<size_t>(*max_mib_in_flight * 1024 * 1024);
+    o->models.warm_up_batch_size = o->batching.max_batch_size;
+    use_model_threads(*model_threads);
+    const StopSignals signals;
+    serve_until_signal(*o, signals);
+  });
 }
 
 }  // namespace garmentnet::cli

@@ -1,5 +1,6 @@
 // garmentnet-torch: every subcommand, with LibTorch. Users start it through `garmentnet`
 // (main.cpp), which hands it the command line.
+#include <ATen/Parallel.h>
 #include <torch/version.h>
 #include <unistd.h>
 
@@ -8,7 +9,12 @@
 
 #include "cli/app.h"
 #include "cli/commands.h"
+#include "core/thread_pool.h"
 #include "core/version.h"
+
+void garmentnet::cli::use_model_threads(int threads) {
+  at::set_num_threads(threads > 0 ? threads : default_thread_count());
+}
 
 int main(int argc, char** argv) {
   // LibTorch's OpenMP threads spin while they wait for work; when JPEG decoding or other processes

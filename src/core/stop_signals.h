@@ -21,9 +21,15 @@ class StopSignals {
   // Set once SIGINT or SIGTERM arrived.
   const std::atomic<bool>& requested() const;
 
+  // For work that waits on a thread of its own instead of checking the flag (a server): blocks
+  // until the first signal, which it returns (SIGINT or SIGTERM), or until end_wait() (then 0).
+  int wait() const;
+  void end_wait() const;
+
  private:
   void (*previous_int_)(int) = nullptr;
   void (*previous_term_)(int) = nullptr;
+  int pipe_[2] = {-1, -1};  // the handler writes the first signal's number; wait() reads it
 };
 
 // Long work that saw a stop request leaves by this exception; what() names the work ("loading

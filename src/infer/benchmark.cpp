@@ -263,8 +263,8 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
   if (const char* policy = std::getenv("OMP_WAIT_POLICY")) result.omp_wait_policy = policy;
 
   // The Predictor first: it is what predict and serve run, and it validates the file.
-  const Predictor predictor(options.model, {.threads = threads});
-  torch::set_num_threads(threads);
+  torch::set_num_threads(threads);  // what it measures: bench sets the threads it runs at
+  const Predictor predictor(options.model);
   ModelBundle bundle = load_model_file(options.model);
   bundle.model->eval();
   const Preprocessing& pre = bundle.preprocessing;

@@ -166,7 +166,7 @@ void run_model(EvaluationResult& result, const EvaluateOptions& options) {
         "--images",
         options.images_dir.string());
   }
-  const Predictor predictor(options.model, {.threads = options.threads});
+  const Predictor predictor(options.model);
   result.ran_model = true;
   result.spec = predictor.spec();
   result.model = model_facts(predictor);
@@ -212,7 +212,7 @@ std::optional<int64_t> integer_cell(const Column& column, size_t row, const fs::
 // gives top-1/top-2 accuracy and P/R/F1 of exactly those decisions.
 void score_predictions_file(EvaluationResult& result, const EvaluateOptions& options) {
   if (!options.model.empty()) {
-    const Predictor predictor(options.model, {.threads = options.threads});
+    const Predictor predictor(options.model);
     result.spec = predictor.spec();
     result.model = model_facts(predictor);
   } else {

@@ -7,7 +7,6 @@
 #include <optional>
 
 #include "core/error.h"
-#include "core/thread_pool.h"
 #include "infer/torchscript_export.h"
 #include "model/input.h"
 #include "model/model_file.h"
@@ -70,7 +69,6 @@ struct Predictor::Impl {
 
 Predictor::Predictor(const std::filesystem::path& model_file, const PredictorOptions& options)
     : impl_(std::make_unique<Impl>()) {
-  torch::set_num_threads(options.threads > 0 ? options.threads : default_thread_count());
   impl_->path = model_file;
   impl_->document = read_model_file_document(model_file);
   std::vector<ModelBundle> bundles = load_model_members(model_file);

@@ -17,8 +17,9 @@
 
 namespace garmentnet {
 
+// A forward pass uses LibTorch's intra-op threads: a process-wide setting, made by the command
+// (use_model_threads), never by a Predictor.
 struct PredictorOptions {
-  int threads = 0;  // intra-op threads for the model, 0 = all cores available
   // Run a frozen TorchScript graph of the model optimised for the CPU (conv + batch-norm folding,
   // oneDNN) instead of the eager model: about 2x faster (docs/benchmarks.md). It is checked against
   // the eager model when loading; if it cannot be built or disagrees, a warning is logged and

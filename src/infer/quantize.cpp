@@ -51,7 +51,7 @@ PrecisionScores score(const fs::path& model, const LabelledDataset& data, const 
                       const QuantizeOptions& options, bool retune,
                       std::vector<std::array<int64_t, 2>>* top2_out,
                       std::vector<double>* thresholds_out) {
-  const Predictor predictor(model, {.threads = options.threads});
+  const Predictor predictor(model);
   const StreamedPredictions streamed = predict_images(predictor, data.ids, data.images,
                                                       {.batch_size = options.batch_size,
                                                        .decode_threads = options.threads,
@@ -118,7 +118,6 @@ QuantizeResult quantize_model_file(const QuantizeOptions& options) {
   if (options.out.empty()) fail("--out is required: the int8 model file to write");
   const std::vector<RangeObserver> observers = observers_of(options.observer);
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
-  torch::set_num_threads(threads);
   ModelBundle fp32 = load_model_file(options.model);
   const TaskSpec spec = fp32.model->spec();
   const Preprocessing pre = fp32.preprocessing;

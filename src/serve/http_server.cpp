@@ -475,9 +475,9 @@ struct ParkedConnection {
   bool closing = false;        // refused: what it still sends is dropped until the deadline
 };
 
-// cpp-httplib's request processing behind an event-driven front end. One thread (run()) accepts
-// connections and waits on all of them with epoll until a request head has arrived whole; only
-// then does a connection take a worker, which reads the body, answers through the library, and
+// cpp-httplib's request processing behind an event-driven front end. One thread (serve()'s loop)
+// accepts connections and waits on all of them with epoll until a request head has arrived whole;
+// only then does a connection take a worker, which reads the body, answers through the library, and
 // keeps the connection while the next head arrives at once. A connection that goes quiet goes
 // back to the event loop, so idle keep-alive connections and heads trickling in (slowloris) hold
 // no thread. The loop enforces the head deadline (408), the keep-alive timeout, the connections
@@ -548,7 +548,7 @@ class FramedServer final : public httplib::Server {
       }
       park_returned();
       expire(Clock::now());
-      if (!accepting_ && open_ < options_.max_connections) {
+      if (!accepting_ && open_ < options_.max_connections && Clock::now() >= accept_again_) {
         accepting_ = true;
         watch(listening);
       }
@@ -583,7 +583,11 @@ class FramedServer final : public httplib::Server {
           ::accept4(listening, reinterpret_cast<sockaddr*>(&address), &length, SOCK_CLOEXEC);
       if (socket < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno == EMFILE || errno == ENFILE) pause_accepting(listening);  // until one closes
+        if (errno == EMFILE || errno == ENFILE) {
+          // Out of descriptors: try again in a moment, not at once (the socket stays readable).
+          accept_again_ = Clock::now() + std::chrono::milliseconds(100);
+          pause_accepting(listening);
+        }
         return;
       }
       const int on = 1;
@@ -696,7 +700,9 @@ class FramedServer final : public httplib::Server {
   }
 
   int next_timeout_ms() const {
-    Clock::time_point next = Clock::now() + std::chrono::seconds(1);
+    const Clock::time_point now = Clock::now();
+    Clock::time_point next = now + std::chrono::seconds(1);
+    if (!accepting_ && accept_again_ > now) next = accept_again_;
     for (const auto& [fd, parked] : parked_) next = std::min(next, parked.deadline);
     return milliseconds_until(next) + 1;
   }
@@ -786,7 +792,8 @@ class FramedServer final : public httplib::Server {
   const int wake_;  // an eventfd: wakes the loop (stop, a connection handed back or closed)
   std::atomic<bool> stopping_{false};
   std::atomic<bool> accepting_{true};
-  std::atomic<size_t> open_{0};                       // connections counted against max_connections
+  Clock::time_point accept_again_;  // after running out of descriptors: accept from then on
+  std::atomic<size_t> open_{0};     // connections counted against max_connections
   std::unordered_map<int, ParkedConnection> parked_;  // the event loop's alone
   std::mutex returned_mutex_;
   std::vector<ParkedConnection> returned_;

@@ -27,7 +27,7 @@ struct ModelRegistryOptions {
   std::filesystem::path base_path;                // folder of integer version folders, or
   std::filesystem::path model_file;               // one model file, served as version 1
   std::chrono::milliseconds poll_interval{2000};  // how often base_path is scanned for versions
-  PredictorOptions predictor;                     // threads of each loaded model
+  PredictorOptions predictor;                     // how each loaded model runs
   int warm_up_batch_size = 1;  // images of the warm-up run after loading; 0 = none
   int served_versions = 1;     // how many of the highest loadable versions stay loaded
 };

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "core/stop_signals.h"
 #include "serve/batcher.h"
 #include "serve/http.h"
 #include "serve/model_registry.h"
@@ -48,7 +49,8 @@ class Server {
   std::unique_ptr<HttpServer> http_;
 };
 
-// Runs a Server until SIGINT or SIGTERM, then shuts down gracefully.
-void serve_until_signal(const ServeOptions& options);
+// Runs a Server until `signals` sees SIGINT or SIGTERM, then shuts down gracefully (a second
+// signal exits at once).
+void serve_until_signal(const ServeOptions& options, const StopSignals& signals);
 
 }  // namespace garmentnet

@@ -1,15 +1,13 @@
 #include "serve/service.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <charconv>
+#include <thread>
 
 #include "core/error.h"
 #include "core/memory_release.h"
@@ -415,71 +413,26 @@ void Server::run() {
 
 void Server::stop() { http_->stop(); }
 
-namespace {
-
-// The write end of the pipe that turns SIGINT/SIGTERM into a message for a normal thread. A
-// signal handler can only reach the program through something global; this is the only such
-// state, set and cleared by serve_until_signal.
-std::atomic<int> stop_signal_pipe{-1};
-
-extern "C" void on_stop_signal(int signal) {
-  const int fd = stop_signal_pipe.load();
-  const char byte = static_cast<char>(signal);
-  if (fd >= 0) [[maybe_unused]]
-    const ssize_t ignored = ::write(fd, &byte, 1);
-}
-
-}  // namespace
-
-void serve_until_signal(const ServeOptions& options) {
-  // Threads started before this point (BLAS, logging) could receive a blocked-signal setup's
-  // signals, so a handler that writes to a pipe is used instead of sigwait.
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("cannot create the signal pipe");
-  stop_signal_pipe = fds[1];
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  struct sigaction previous_int {
-  }, previous_term{};
-  ::sigaction(SIGINT, &action, &previous_int);
-  ::sigaction(SIGTERM, &action, &previous_term);
-  const auto restore = [&] {
-    ::sigaction(SIGINT, &previous_int, nullptr);
-    ::sigaction(SIGTERM, &previous_term, nullptr);
-    stop_signal_pipe = -1;
-    ::close(fds[0]);
-    ::close(fds[1]);
+void serve_until_signal(const ServeOptions& options, const StopSignals& signals) {
+  Server server(options);
+  std::thread waiter([&] {
+    const int signal = signals.wait();
+    if (signal == 0) return;  // run() ended by itself
+    spdlog::info("{} received: finishing requests in flight (a second one exits at once)",
+                 signal == SIGINT ? "SIGINT" : "SIGTERM");
+    server.stop();
+  });
+  const auto end_waiter = [&] {
+    signals.end_wait();
+    waiter.join();
   };
   try {
-    Server server(options);
-    std::thread waiter([&] {
-      char signal = 0;
-      while (::read(fds[0], &signal, 1) < 0 && errno == EINTR) {
-      }
-      if (signal == 0) return;  // run() ended by itself
-      spdlog::info("{} received: finishing requests in flight",
-                   signal == SIGINT ? "SIGINT" : "SIGTERM");
-      server.stop();
-    });
-    const auto wake_waiter = [&] {
-      const char zero = 0;
-      [[maybe_unused]] const ssize_t ignored = ::write(fds[1], &zero, 1);
-      waiter.join();
-    };
-    try {
-      server.run();
-    } catch (...) {
-      wake_waiter();
-      throw;
-    }
-    wake_waiter();
+    server.run();
   } catch (...) {
-    restore();
+    end_waiter();
     throw;
   }
-  restore();
+  end_waiter();
 }
 
 }  // namespace garmentnet

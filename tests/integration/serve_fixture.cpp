@@ -85,7 +85,6 @@ ServeOptions quick_serve_options() {
   o.http.port = 0;
   o.http.threads = 8;
   o.decode_threads = 2;
-  o.models.predictor.threads = 2;
   o.models.poll_interval = std::chrono::milliseconds(100);
   return o;
 }

@@ -349,6 +349,22 @@ TEST(ServeHostile, ConnectionsWaitingForAHeadHoldNoThread) {
     EXPECT_EQ(status_of(connection->receive(std::chrono::milliseconds(4000))), 408);
 }
 
+// --max-connections: past it the server stops accepting; a client waits in the listen backlog
+// (unanswered, not refused) until a connection closes, and is then served.
+TEST(ServeHostile, PastTheOpenConnectionsCapANewClientWaitsUntilOneCloses) {
+  ServeOptions options = quick_serve_options();
+  options.http.max_connections = 2;
+  RunningServer server(options);
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 2; ++i) held.push_back(std::make_unique<RawConnection>(server.port()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  RawConnection waiting(server.port(), "127.0.0.2");
+  waiting.send("GET /v1/models/garments HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(waiting.receive(std::chrono::milliseconds(500)), "");
+  held.pop_back();
+  EXPECT_EQ(status_of(waiting.receive(std::chrono::milliseconds(2000))), 200);
+}
+
 TEST(ServeHostile, BodiesInFlightAreBoundedAndABurstGivesItsMemoryBack) {
   ServeOptions options = quick_serve_options();
   options.http.max_body_bytes_in_flight = 1 << 20;

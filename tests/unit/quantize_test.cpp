@@ -96,7 +96,7 @@ TEST(Int8ModelFileTest, RoundTripsStatesItsPrecisionAndRunsInThePredictor) {
   }
 
   // The Predictor runs it as it is (no TorchScript graph) and answers like the loaded model.
-  const Predictor predictor(int8_path, {.threads = 2});
+  const Predictor predictor(int8_path);
   EXPECT_FALSE(predictor.optimized());
   const auto pictures = testing::random_images(2, kSide);
   const HeadProbabilities probabilities = predictor.predict(pictures);
