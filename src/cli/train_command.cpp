@@ -215,6 +215,10 @@ void add_pretrain_command(CLI::App& app) {
   command->add_option("--compare-epochs", *compare_epochs, "Epochs of each comparison run")
       ->capture_default_str();
   command->callback([options, threads, tracking, compare_on, compare_epochs] {
+    if (!compare_on->empty() && options->validation.empty() && options->validation_fraction == 0)
+      fail(
+          "--compare-on compares the runs' validation figures: give a --validation-fraction above "
+          "0 (or leave its default)");
     TrainingProcess process(*threads, *tracking, *options);
     const TrainResult result = pretrain_backbone(*options, process.resources, process.hooks);
     print_result(result);

@@ -495,6 +495,18 @@ TEST(Train, WithoutValidationRowsEveryRowTrainsAndTheLastEpochIsTheModel) {
       model.metadata["training_rows"].get<int>());
 }
 
+TEST(Train, PretrainRefusesToCompareTransferModesWithoutValidationRows) {
+  testing::TempDir dir;
+  const auto result = testing::run_garmentnet(
+      "pretrain --data " + testing::tiny_dataset().string() + " --out " + (dir / "pre").string() +
+      " --validation-fraction 0 --compare-on " + testing::tiny_dataset().string());
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("--compare-on compares the runs' validation figures"),
+            std::string::npos)
+      << result.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "pre" / "checkpoint.gnm"));
+}
+
 TEST(Train, DefaultTransferTrainsABareArchitectureWholeAndFineTunesPretrainedWeights) {
   TrainOptions o = quick_options("/tmp/unused");
   o.transfer.reset();
