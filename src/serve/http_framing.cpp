@@ -8,6 +8,12 @@
 #include <optional>
 
 namespace garmentnet {
+
+// Here rather than with the server, so that the framing builds alone (fuzz/http_framing_fuzzer).
+bool CaseInsensitiveLess::operator()(const std::string& a, const std::string& b) const {
+  return ::strcasecmp(a.c_str(), b.c_str()) < 0;
+}
+
 namespace {
 
 constexpr std::string_view kCrlf = "\r\n";

@@ -3,7 +3,6 @@
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -29,10 +28,6 @@
 #include "serve/http_framing.h"
 
 namespace garmentnet {
-
-bool CaseInsensitiveLess::operator()(const std::string& a, const std::string& b) const {
-  return ::strcasecmp(a.c_str(), b.c_str()) < 0;
-}
 
 std::string HttpRequest::header(const std::string& name) const {
   const auto found = headers.find(name);
