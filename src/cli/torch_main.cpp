@@ -1,9 +1,11 @@
 // garmentnet-torch: every subcommand, with LibTorch. Users start it through `garmentnet`
 // (main.cpp), which hands it the command line.
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 
@@ -26,6 +28,11 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then run with the default policy
   }
+  // Int8 models run on oneDNN's quantized kernels (docs/quantization.md), this LibTorch's default
+  // engine; another build may default to another.
+  const auto& engines = at::globalContext().supportedQEngines();
+  if (std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end())
+    at::globalContext().setQEngine(at::QEngine::ONEDNN);
   using namespace garmentnet::cli;
   // Subcommands register here (see cli/commands.h), in the order --help lists them.
   constexpr std::array<AddCommand, 13> commands{add_bench_command,    add_export_command,

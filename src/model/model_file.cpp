@@ -125,6 +125,7 @@ ModelBundle load_member(const nlohmann::json& document, const nlohmann::json& me
     fail("{}: its weights do not fit its architecture ({}); write the model anew", source,
          error.what_without_backtrace());
   }
+  if (is_quantized(bundle.model->backbone())) prepare_int8_backbone(bundle.model->backbone());
   bundle.model->eval();
   bundle.preprocessing = Preprocessing::from_json(document["preprocessing"]);
   bundle.tag_thresholds = thresholds_from_json(

@@ -11,11 +11,14 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace garmentnet {
 namespace {
@@ -390,45 +393,272 @@ Activation activation_of(const Program& program, int value) {
   return Activation::None;
 }
 
-at::Tensor run_fp32(const Program& program, const at::Tensor& images, std::vector<Range>* ranges) {
-  std::vector<at::Tensor> values(static_cast<size_t>(program.values));
-  values[0] = images;
-  if (ranges) (*ranges)[0].observe(images);
-  for (const auto& step : program.steps) {
+// ---- One interpreter for both precisions
+
+// A step as people read it in a log: "step 34 (conv 1x1 96→576)".
+std::string describe(const Program& program, size_t index) {
+  const Step& step = program.steps[index];
+  if (step.kind != StepKind::Conv)
+    return fmt::format("step {} ({})", index, step.to_json()["op"].get<std::string>());
+  const IntList& shape = step.weight_shape;
+  return fmt::format("step {} (conv {}x{} {}→{}{})", index, shape[2], shape[3],
+                     shape[1] * step.groups, shape[0],
+                     step.groups > 1 ? fmt::format(", {} groups", step.groups) : "");
+}
+
+at::Tensor activated(at::Tensor y, Activation activation) {
+  if (activation == Activation::Relu) return at::relu(y);
+  if (activation == Activation::Relu6) return at::clamp(y, 0.0, 6.0);
+  return y;
+}
+
+at::Tensor fp32_conv(const Step& step, const at::Tensor& weight, const at::Tensor& bias,
+                     const at::Tensor& x) {
+  return activated(
+      at::conv2d(x, weight, bias, step.stride, step.padding, step.dilation, step.groups),
+      step.activation);
+}
+
+// What the steps of a program run with: fp32 operations (calibration) or int8 ones. Steps are
+// identified by their index in the program; max pooling is the same operator in both precisions.
+class StepOperations {
+ public:
+  virtual ~StepOperations() = default;
+  virtual at::Tensor input(const at::Tensor& images) = 0;
+  virtual at::Tensor conv(size_t step, const at::Tensor& x) = 0;  // its activation included
+  virtual at::Tensor add(size_t step, const at::Tensor& x, const at::Tensor& y) = 0;
+  virtual at::Tensor global_pool(const at::Tensor& x) = 0;
+};
+
+// Runs `program` on `images`, freeing each value after the last step that reads it.
+at::Tensor run_program(const Program& program, const at::Tensor& images, StepOperations& ops) {
+  std::vector<size_t> last_use(size_t(program.values), 0);
+  for (size_t i = 0; i < program.steps.size(); ++i)
+    for (int input : program.steps[i].inputs) last_use[size_t(input)] = i;
+  std::vector<at::Tensor> values(size_t(program.values));
+  values[0] = ops.input(images);
+  for (size_t i = 0; i < program.steps.size(); ++i) {
+    const Step& step = program.steps[i];
     const at::Tensor& x = values[size_t(step.inputs[0])];
     at::Tensor y;
     switch (step.kind) {
       case StepKind::Conv:
-        y = at::conv2d(x, step.weight, step.bias, step.stride, step.padding, step.dilation,
-                       step.groups);
+        y = ops.conv(i, x);
         break;
       case StepKind::Add:
-        y = x + values[size_t(step.inputs[1])];
+        y = ops.add(i, x, values[size_t(step.inputs[1])]);
         break;
       case StepKind::MaxPool:
         y = at::max_pool2d(x, step.kernel, step.stride, step.padding, step.dilation,
                            step.ceil_mode);
         break;
       case StepKind::GlobalPool:
-        y = x.mean({2, 3});
+        y = ops.global_pool(x);
         break;
     }
-    if (step.activation == Activation::Relu) y = at::relu(y);
-    if (step.activation == Activation::Relu6) y = at::clamp(y, 0.0, 6.0);
-    if (ranges && step.kind != StepKind::GlobalPool) (*ranges)[size_t(step.output)].observe(y);
-    values[size_t(step.output)] = y;
+    for (int input : step.inputs)
+      if (last_use[size_t(input)] == i) values[size_t(input)].reset();
+    values[size_t(step.output)] = std::move(y);
   }
   return values[size_t(program.output)];
 }
 
-// ---- The int8 backbone
+// The program in fp32 with batch norm folded in, recording each activation's range if asked to.
+class Fp32Operations : public StepOperations {
+ public:
+  Fp32Operations(const Program& program, std::vector<Range>* ranges)
+      : program_(program), ranges_(ranges) {}
 
-void use_onednn() {
-  const auto& engines = at::globalContext().supportedQEngines();
-  if (std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) == engines.end())
-    fail("this LibTorch has no oneDNN quantized engine, which int8 models need");
-  at::globalContext().setQEngine(at::QEngine::ONEDNN);
+  at::Tensor input(const at::Tensor& images) override { return observed(0, images); }
+  at::Tensor conv(size_t i, const at::Tensor& x) override {
+    const Step& step = program_.steps[i];
+    return observed(step.output, fp32_conv(step, step.weight, step.bias, x));
+  }
+  at::Tensor add(size_t i, const at::Tensor& x, const at::Tensor& y) override {
+    const Step& step = program_.steps[i];
+    return observed(step.output, activated(x + y, step.activation));
+  }
+  at::Tensor global_pool(const at::Tensor& x) override { return x.mean({2, 3}); }
+
+ private:
+  at::Tensor observed(int value, at::Tensor y) {
+    if (ranges_ != nullptr) (*ranges_)[size_t(value)].observe(y);
+    return y;
+  }
+
+  const Program& program_;
+  std::vector<Range>* ranges_;
+};
+
+// ---- The int8 operations
+
+// Packs a convolution's int8 weights for oneDNN.
+PackedConv pack_conv(const Step& step, const at::Tensor& weight, const at::Tensor& bias) {
+  static const auto prepack =
+      c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d_prepack", "");
+  torch::jit::Stack stack{weight,
+                          bias,
+                          c10::List<int64_t>(step.stride),
+                          c10::List<int64_t>(step.padding),
+                          c10::List<int64_t>(step.dilation),
+                          step.groups};
+  prepack.callBoxed(&stack);
+  return stack.at(0).toCustomClass<ConvPackedParamsBase<2>>();
 }
+
+// The int8 weights of one convolution step, as stored in the model file.
+struct ConvWeights {
+  size_t step = 0;
+  at::Tensor weight;        // int8 values [out, in / groups, kh, kw]
+  at::Tensor weight_scale;  // per output channel
+  at::Tensor bias;          // fp32
+};
+
+// The program's steps in int8 through oneDNN, with weights packed once when the model is prepared.
+// Where oneDNN fails at a step, the step is routed around on its first failure, for the life of
+// the model: a convolution whose packed weights oneDNN cannot reuse at another input shape (AVX-512
+// VNNI kernels reorder them for the first batch size they see, and some cannot reorder them again:
+// docs/quantization.md) gets weights packed per input shape; a step that still fails runs in fp32
+// between a dequantize and a quantize, with one warning naming it. Safe to use from several
+// threads at once.
+class Int8Operations : public StepOperations {
+ public:
+  Int8Operations(const Program& program, const std::vector<ConvWeights>& convs,
+                 const at::Tensor& qparams)
+      : program_(program), fp32_(program.steps.size()), convs_(program.steps.size()) {
+    if (at::globalContext().qEngine() != at::QEngine::ONEDNN)
+      fail(
+          "int8 models run on LibTorch's oneDNN quantized engine, and this process uses another "
+          "(garmentnet selects oneDNN where LibTorch has it)");
+    const at::Tensor q = qparams.to(torch::kDouble);
+    for (int v = 0; v < program.values; ++v)
+      qparams_.emplace_back(q[v][0].item<double>(), std::llround(q[v][1].item<double>()));
+    for (const ConvWeights& conv : convs) {
+      auto kernel = std::make_unique<ConvKernel>();
+      const at::Tensor scales = conv.weight_scale.to(torch::kDouble);
+      kernel->weight = at::_make_per_channel_quantized_tensor(
+          conv.weight, scales, torch::zeros_like(scales, torch::kLong), 0);
+      kernel->bias = conv.bias;
+      kernel->packed = pack_conv(program.steps[conv.step], kernel->weight, kernel->bias);
+      convs_[conv.step] = std::move(kernel);
+    }
+    if (const char* step = std::getenv("GARMENTNET_TEST_FAIL_INT8_STEP")) failing_step_ = step;
+  }
+
+  // The weights packed for every input shape, in program order (for TorchScript export).
+  std::vector<PackedConv> packed_convs() const {
+    std::vector<PackedConv> packed;
+    for (const auto& kernel : convs_)
+      if (kernel) packed.push_back(kernel->packed);
+    return packed;
+  }
+  const std::pair<double, int64_t>& qparams(int value) const { return qparams_[size_t(value)]; }
+
+  at::Tensor input(const at::Tensor& images) override {
+    const auto [scale, zero] = qparams_[0];
+    return at::quantize_per_tensor(images.contiguous(), scale, zero, torch::kQUInt8);
+  }
+
+  at::Tensor conv(size_t i, const at::Tensor& x) override {
+    ConvKernel& kernel = *convs_[i];
+    return guarded(
+        i, [&](double scale, int64_t zero) { return int8_conv(i, kernel, x, scale, zero); },
+        [&] {
+          return fp32_conv(program_.steps[i], at::dequantize(kernel.weight), kernel.bias,
+                           at::dequantize(x));
+        });
+  }
+
+  at::Tensor add(size_t i, const at::Tensor& x, const at::Tensor& y) override {
+    const Activation activation = program_.steps[i].activation;
+    return guarded(
+        i,
+        [&](double scale, int64_t zero) {
+          return (activation == Activation::None ? add_ : add_relu_).call(x, y, scale, zero);
+        },
+        [&] { return activated(at::dequantize(x) + at::dequantize(y), activation); });
+  }
+
+  at::Tensor global_pool(const at::Tensor& x) override { return at::dequantize(x).mean({2, 3}); }
+
+ private:
+  struct ConvKernel {
+    at::Tensor weight;  // per-channel quantized
+    at::Tensor bias;
+    PackedConv packed;                   // for every input shape, until oneDNN fails on one
+    std::atomic<bool> per_shape{false};  // then: packed anew for each input shape
+    std::mutex mutex;                    // guards by_shape
+    std::map<IntList, PackedConv> by_shape;
+  };
+
+  // Step `i` in int8, or in fp32 (requantized) once int8 has failed at it.
+  template <class Int8, class Fp32>
+  at::Tensor guarded(size_t i, const Int8& int8, const Fp32& fp32) {
+    const auto [scale, zero] = qparams_[size_t(program_.steps[i].output)];
+    if (!fp32_[i].load()) {
+      try {
+        TORCH_CHECK(failing_step_ != std::to_string(i),
+                    "failure injected by GARMENTNET_TEST_FAIL_INT8_STEP");
+        return int8(scale, zero);
+      } catch (const std::bad_alloc&) {
+        throw;
+      } catch (const std::exception& error) {  // oneDNN's dnnl::error or LibTorch's c10::Error
+        if (!fp32_[i].exchange(true))
+          spdlog::warn("int8 {} failed ({}); it runs in fp32 from now on", describe(program_, i),
+                       first_line(error.what()));
+      }
+    }
+    return at::quantize_per_tensor(fp32(), scale, zero, torch::kQUInt8);
+  }
+
+  at::Tensor int8_conv(size_t i, ConvKernel& kernel, const at::Tensor& x, double scale,
+                       int64_t zero) {
+    const auto apply = [&](const PackedConv& packed) {
+      return program_.steps[i].activation == Activation::None ? packed->apply(x, scale, zero)
+                                                              : packed->apply_relu(x, scale, zero);
+    };
+    if (!kernel.per_shape.load()) {
+      try {
+        return apply(kernel.packed);
+      } catch (const std::bad_alloc&) {
+        throw;
+      } catch (const std::exception& error) {
+        if (!kernel.per_shape.exchange(true))
+          spdlog::info(
+              "int8 {}: oneDNN could not reuse its packed weights for input {} ({}); they are "
+              "packed per input shape from now on",
+              describe(program_, i), fmt::join(x.sizes(), "x"), first_line(error.what()));
+      }
+    }
+    PackedConv packed;
+    {
+      const std::lock_guard lock(kernel.mutex);
+      PackedConv& entry = kernel.by_shape[x.sizes().vec()];
+      if (!entry) entry = pack_conv(program_.steps[i], kernel.weight, kernel.bias);
+      packed = entry;
+    }
+    return apply(packed);
+  }
+
+  static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+  using AddOp = c10::TypedOperatorHandle<at::Tensor(at::Tensor, at::Tensor, double, int64_t)>;
+  static AddOp add_op(const char* name) {
+    return c10::Dispatcher::singleton()
+        .findSchemaOrThrow(name, "")
+        .typed<at::Tensor(at::Tensor, at::Tensor, double, int64_t)>();
+  }
+
+  const Program& program_;
+  std::vector<std::pair<double, int64_t>> qparams_;  // scale, zero point of each value
+  std::vector<std::atomic<bool>> fp32_;              // per step: int8 failed, runs in fp32
+  std::vector<std::unique_ptr<ConvKernel>> convs_;   // per step: null unless a convolution
+  std::string failing_step_;                         // a test's injected failure
+  AddOp add_ = add_op("quantized::add");
+  AddOp add_relu_ = add_op("quantized::add_relu");
+};
+
+// ---- The int8 backbone
 
 class QuantizedBackboneImpl : public BackboneImpl {
  public:
@@ -443,7 +673,7 @@ class QuantizedBackboneImpl : public BackboneImpl {
     for (size_t i = 0; i < program_.steps.size(); ++i) {
       const Step& step = program_.steps[i];
       if (step.kind != StepKind::Conv) continue;
-      Conv conv;
+      ConvWeights conv;
       conv.step = i;
       conv.weight = register_parameter(fmt::format("conv{}_weight", i),
                                        torch::zeros(step.weight_shape, torch::kChar), false);
@@ -453,9 +683,6 @@ class QuantizedBackboneImpl : public BackboneImpl {
                                      torch::zeros({step.weight_shape[0]}), false);
       convs_.push_back(std::move(conv));
     }
-    last_use_.assign(size_t(program_.values), -1);
-    for (size_t i = 0; i < program_.steps.size(); ++i)
-      for (int input : program_.steps[i].inputs) last_use_[size_t(input)] = int(i);
   }
 
   // Quantizes the fp32 weights of the program's convolutions and sets the activation ranges.
@@ -481,65 +708,38 @@ class QuantizedBackboneImpl : public BackboneImpl {
     }
   }
 
+  // Packs the weights for oneDNN: once the weights are set or loaded, before `forward`.
+  void prepare() {
+    torch::NoGradGuard no_grad;
+    operations_ = std::make_unique<Int8Operations>(program_, convs_, qparams_);
+  }
+
   torch::Tensor forward(torch::Tensor images) override {
-    std::call_once(packed_once_, [this] { pack(); });
-    std::vector<at::Tensor> values(size_t(program_.values));
-    const auto [in_scale, in_zero] = qparams_cache_[0];
-    values[0] = at::quantize_per_tensor(images.contiguous(), in_scale, in_zero, torch::kQUInt8);
-    size_t conv_index = 0;
-    for (size_t i = 0; i < program_.steps.size(); ++i) {
-      const Step& step = program_.steps[i];
-      const at::Tensor& x = values[size_t(step.inputs[0])];
-      const auto [scale, zero] = qparams_cache_[size_t(step.output)];
-      at::Tensor y;
-      switch (step.kind) {
-        case StepKind::Conv: {
-          const PackedConv& packed = packed_[conv_index++];
-          y = step.activation == Activation::None ? packed->apply(x, scale, zero)
-                                                  : packed->apply_relu(x, scale, zero);
-          break;
-        }
-        case StepKind::Add:
-          y = (step.activation == Activation::None ? add_ : add_relu_)
-                  .call(x, values[size_t(step.inputs[1])], scale, zero);
-          break;
-        case StepKind::MaxPool:
-          y = at::max_pool2d(x, step.kernel, step.stride, step.padding, step.dilation,
-                             step.ceil_mode);
-          break;
-        case StepKind::GlobalPool:
-          y = at::dequantize(x).mean({2, 3});
-          break;
-      }
-      values[size_t(step.output)] = std::move(y);
-      for (int input : step.inputs)
-        if (last_use_[size_t(input)] == int(i)) values[size_t(input)].reset();
-    }
-    return values[size_t(program_.output)];
+    return run_program(program_, images, prepared());
   }
 
   // forward as TorchScript source (see define_int8_torchscript). Scales are written with 17
   // significant digits, so they read back as the very doubles forward uses.
   void define_torchscript(torch::jit::Module& module, const std::string& method) {
-    std::call_once(packed_once_, [this] { pack(); });
+    const Int8Operations& ops = prepared();
+    const std::vector<PackedConv> packed = ops.packed_convs();
     const auto value = [](int v) { return fmt::format("v{}", v); };
     std::string code = fmt::format("def {}(self, images: Tensor) -> Tensor:\n", method);
     // The dtype as its ScalarType number: the C++ TorchScript compiler does not resolve
     // `torch.quint8`.
-    code +=
-        fmt::format("    v0 = torch.quantize_per_tensor(images.contiguous(), {:.17e}, {}, {})\n",
-                    qparams_cache_[0].first, qparams_cache_[0].second,
-                    static_cast<int>(c10::ScalarType::QUInt8));
+    code += fmt::format(
+        "    v0 = torch.quantize_per_tensor(images.contiguous(), {:.17e}, {}, {})\n",
+        ops.qparams(0).first, ops.qparams(0).second, static_cast<int>(c10::ScalarType::QUInt8));
     size_t conv_index = 0;
     for (const Step& step : program_.steps) {
-      const auto [scale, zero] = qparams_cache_[size_t(step.output)];
+      const auto [scale, zero] = ops.qparams(step.output);
       const std::string x = value(step.inputs[0]);
       std::string expression;
       switch (step.kind) {
         case StepKind::Conv: {
           const std::string weights = fmt::format("int8_conv{}", conv_index);
-          const c10::IValue packed(packed_[conv_index++]);
-          module.register_attribute(weights, packed.type(), packed);
+          const c10::IValue weights_value(packed[conv_index++]);
+          module.register_attribute(weights, weights_value.type(), weights_value);
           expression = fmt::format("quantized.{}({}, self.{}, {:.17e}, {})",
                                    step.activation == Activation::None ? "conv2d" : "conv2d_relu",
                                    x, weights, scale, zero);
@@ -585,44 +785,9 @@ class QuantizedBackboneImpl : public BackboneImpl {
   void set_block_training(const std::string&, bool) override {}
 
  private:
-  struct Conv {
-    size_t step = 0;
-    at::Tensor weight;        // int8 values [out, in / groups, kh, kw]
-    at::Tensor weight_scale;  // per output channel
-    at::Tensor bias;          // fp32
-  };
-
-  // Prepacks the weights for oneDNN (once, after the weights are set or loaded).
-  void pack() {
-    use_onednn();
-    static const auto prepack =
-        c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d_prepack", "");
-    torch::NoGradGuard no_grad;
-    for (const auto& conv : convs_) {
-      const Step& step = program_.steps[conv.step];
-      const at::Tensor scales = conv.weight_scale.to(torch::kDouble);
-      const at::Tensor q = at::_make_per_channel_quantized_tensor(
-          conv.weight, scales, torch::zeros_like(scales, torch::kLong), 0);
-      torch::jit::Stack stack{q,
-                              conv.bias,
-                              c10::List<int64_t>(step.stride),
-                              c10::List<int64_t>(step.padding),
-                              c10::List<int64_t>(step.dilation),
-                              step.groups};
-      prepack.callBoxed(&stack);
-      packed_.push_back(stack.at(0).toCustomClass<ConvPackedParamsBase<2>>());
-    }
-    const at::Tensor qparams = qparams_.to(torch::kDouble);
-    for (int v = 0; v < program_.values; ++v)
-      qparams_cache_.emplace_back(qparams[v][0].item<double>(),
-                                  std::llround(qparams[v][1].item<double>()));
-  }
-
-  using AddOp = c10::TypedOperatorHandle<at::Tensor(at::Tensor, at::Tensor, double, int64_t)>;
-  static AddOp add_op(const char* name) {
-    return c10::Dispatcher::singleton()
-        .findSchemaOrThrow(name, "")
-        .typed<at::Tensor(at::Tensor, at::Tensor, double, int64_t)>();
+  Int8Operations& prepared() const {
+    if (!operations_) fail_internal("an int8 backbone was used before prepare_int8_backbone");
+    return *operations_;
   }
 
   Program program_;
@@ -630,13 +795,8 @@ class QuantizedBackboneImpl : public BackboneImpl {
   RangeObserver observer_;
   int64_t feature_dim_;
   at::Tensor qparams_;  // [values, 2]: scale, zero point of each activation
-  std::vector<Conv> convs_;
-  std::vector<int> last_use_;  // value → index of the last step reading it (-1: none)
-  std::once_flag packed_once_;
-  std::vector<PackedConv> packed_;
-  std::vector<std::pair<double, int64_t>> qparams_cache_;
-  AddOp add_ = add_op("quantized::add");
-  AddOp add_relu_ = add_op("quantized::add_relu");
+  std::vector<ConvWeights> convs_;
+  std::unique_ptr<Int8Operations> operations_;  // made by prepare()
 };
 
 }  // namespace
@@ -665,12 +825,14 @@ Calibration::Calibration(Calibration&&) noexcept = default;
 
 void Calibration::observe(const at::Tensor& images) {
   torch::InferenceMode guard;
-  run_fp32(impl_->program, images, &impl_->ranges);
+  Fp32Operations ops(impl_->program, &impl_->ranges);
+  run_program(impl_->program, images, ops);
 }
 
 at::Tensor Calibration::fp32_features(const at::Tensor& images) const {
   torch::InferenceMode guard;
-  return run_fp32(impl_->program, images, nullptr);
+  Fp32Operations ops(impl_->program, nullptr);
+  return run_program(impl_->program, images, ops);
 }
 
 Backbone Calibration::quantize(RangeObserver observer) const {
@@ -678,12 +840,19 @@ Backbone Calibration::quantize(RangeObserver observer) const {
   auto backbone = std::make_shared<QuantizedBackboneImpl>(impl_->program, impl_->source, observer,
                                                           impl_->feature_dim);
   backbone->set_weights(impl_->program, impl_->ranges);
+  backbone->prepare();
   backbone->eval();
   return Backbone(std::shared_ptr<BackboneImpl>(backbone));
 }
 
 bool is_quantized(const Backbone& backbone) {
   return dynamic_cast<const QuantizedBackboneImpl*>(backbone.get()) != nullptr;
+}
+
+void prepare_int8_backbone(const Backbone& backbone) {
+  const auto int8 = std::dynamic_pointer_cast<QuantizedBackboneImpl>(backbone.ptr());
+  if (int8 == nullptr) fail_internal("prepare_int8_backbone needs an int8 backbone");
+  int8->prepare();
 }
 
 void define_int8_torchscript(const Backbone& backbone, torch::jit::Module& module,

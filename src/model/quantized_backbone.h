@@ -55,6 +55,13 @@ class Calibration {
 // Whether a backbone runs in int8 (built by Calibration::quantize or read from a model file).
 bool is_quantized(const Backbone& backbone);
 
+// Packs an int8 backbone's weights for oneDNN once its weights are read (torch::load), before its
+// first forward; Calibration::quantize returns backbones already prepared. A step that oneDNN
+// fails at on this CPU is routed around at its first failure (weights packed per input shape, or
+// the step in fp32 with one warning naming it); GARMENTNET_TEST_FAIL_INT8_STEP=<step index> injects
+// such a failure, for tests.
+void prepare_int8_backbone(const Backbone& backbone);
+
 // Adds an int8 backbone to a TorchScript module: its prepacked weights as attributes and a method
 // `method(self, images: Tensor) -> Tensor` giving the pooled features through the same quantized
 // operators as the backbone's forward (so the same numbers), for `export --format torchscript`.

@@ -150,5 +150,44 @@ TEST(QuantizeTest, ServeAnswersWithAnInt8ModelHotSwappedInAsANewVersion) {
             200);
 }
 
+// Concurrent requests batch up to sizes that change from one forward pass to the next; a step that
+// fails in int8 (a failure injected at the first convolution) runs in fp32 and every request is
+// answered, as the model answers it alone.
+TEST(QuantizeTest, ServeAnswersConcurrentRequestsWhenAnInt8StepFails) {
+  const Quantized& q = quantized();
+  ASSERT_EQ(q.run.exit_code, 0) << q.run.output;
+  ServeOptions options = quick_serve_options();
+  options.models.model_file = q.model;
+  options.batching.max_wait = std::chrono::milliseconds(20);
+  ::setenv("GARMENTNET_TEST_FAIL_INT8_STEP", "0", 1);
+  RunningServer server(options);
+  ::unsetenv("GARMENTNET_TEST_FAIL_INT8_STEP");
+  const auto predict = [&](int image) {
+    const auto result =
+        server.client()->Post("/v1/models/garments:predict",
+                              predict_body({b64_instance(sample_jpeg(image))}), "application/json");
+    return result ? std::pair{result->status, result->body} : std::pair{0, std::string()};
+  };
+  std::vector<nlohmann::json> alone;
+  for (int image = 0; image < 3; ++image) {
+    const auto [status, body] = predict(image);
+    ASSERT_EQ(status, 200) << body;
+    alone.push_back(nlohmann::json::parse(body)["predictions"][0]);
+  }
+  std::vector<std::pair<int, std::string>> answers(24);
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < answers.size(); ++i)
+    clients.emplace_back([&, i] { answers[i] = predict(int(i % 3)); });
+  for (auto& client : clients) client.join();
+  for (size_t i = 0; i < answers.size(); ++i) {
+    ASSERT_EQ(answers[i].first, 200) << answers[i].second;
+    const nlohmann::json prediction = nlohmann::json::parse(answers[i].second)["predictions"][0];
+    for (const char* head : {"cc3", "tags"})
+      for (size_t k = 0; k < alone[i % 3][head].size(); ++k)
+        EXPECT_NEAR(prediction[head][k].get<double>(), alone[i % 3][head][k].get<double>(), 0.02)
+            << "request " << i << " " << head << " " << k;
+  }
+}
+
 }  // namespace
 }  // namespace garmentnet::testing
