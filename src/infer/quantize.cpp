@@ -1,6 +1,7 @@
 #include "infer/quantize.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/types.h>
 #include <torch/utils.h>
@@ -82,6 +83,15 @@ PrecisionScores score(const fs::path& model, const LabelledDataset& data, const 
   return scores;
 }
 
+// Runs an int8 backbone at batch sizes 1, 8, 32 and 1 again, so the steps oneDNN fails at on this
+// CPU are found (and routed around) now and can be named in the report.
+std::vector<std::string> steps_routed_around(Backbone int8, const at::Tensor& images) {
+  torch::InferenceMode guard;
+  const at::Tensor batch = images.repeat({(32 + images.size(0) - 1) / images.size(0), 1, 1, 1});
+  for (int64_t size : {1, 8, 32, 1}) int8->forward(batch.slice(0, 0, size));
+  return int8_steps_routed_around(int8);
+}
+
 std::vector<RangeObserver> observers_of(const std::string& name) {
   if (name == "auto") return {RangeObserver::MinMax, RangeObserver::Percentile};
   for (RangeObserver observer : {RangeObserver::MinMax, RangeObserver::Percentile})
@@ -111,6 +121,7 @@ nlohmann::json QuantizeResult::to_json() const {
           {"validation_rows", validation_rows},
           {"fp32_program_max_difference", fp32_program_difference},
           {"top1_drop_points", top1_drop_points},
+          {"steps_routed_around", steps_routed_around},
           {"fp32_layers", "the heads (linear layers after the pooled features)"}};
 }
 
@@ -148,6 +159,7 @@ QuantizeResult quantize_model_file(const QuantizeOptions& options) {
   }
 
   QuantizeResult result;
+  at::Tensor probe_images;  // run by the chosen int8 model at each batch size serving sees
   if (const HeadSpec* tags = spec.tag_head()) result.tags = tags->classes;
   result.calibration_images = calibration_count;
   result.validation_rows = validation.size();
@@ -157,6 +169,7 @@ QuantizeResult quantize_model_file(const QuantizeOptions& options) {
     const std::vector<at::Tensor> batches =
         calibration_batches(calibration_data.images, pre, options.batch_size, pool);
     for (const auto& batch : batches) calibration.observe(batch);
+    probe_images = batches.front();
     torch::InferenceMode guard;
     result.fp32_program_difference =
         (calibration.fp32_features(batches.front()) - fp32.model->features(batches.front()))
@@ -209,6 +222,8 @@ QuantizeResult quantize_model_file(const QuantizeOptions& options) {
       result.chosen = i;
   }
   PrecisionScores& chosen = result.int8[result.chosen];
+  result.steps_routed_around =
+      steps_routed_around(candidates[result.chosen].model->backbone(), probe_images);
   result.top1_drop_points = (result.fp32.top1 - chosen.top1) * 100;
   if (result.top1_drop_points > options.max_top1_drop && !options.force) {
     result.refusal = fmt::format(
@@ -259,6 +274,9 @@ std::string quantize_summary_text(const QuantizeResult& result) {
   if (!result.int8.empty())
     text += fmt::format("\nChosen: {} (top-1 drop {:.2f} points); fp32 layers: the heads.\n",
                         result.int8[result.chosen].precision, result.top1_drop_points);
+  if (!result.steps_routed_around.empty())
+    text += fmt::format("Steps oneDNN failed at on this CPU, routed around: {}.\n",
+                        fmt::join(result.steps_routed_around, "; "));
   return text;
 }
 

@@ -52,8 +52,11 @@ struct QuantizeResult {
   double fp32_program_difference = 0;  // largest |features| difference of the folded fp32
                                        // program against the backbone (checks BN folding)
   double top1_drop_points = 0;         // (fp32 - chosen int8) top-1, percentage points
-  bool written = false;                // false: refused (top1_drop_points > max_top1_drop)
-  std::string refusal;                 // why it was refused
+  // Steps of the chosen int8 model that oneDNN failed at on this CPU at batch sizes 1, 8, 32, 1,
+  // and how each is routed around (src/model/quantized_backbone.h); empty where none.
+  std::vector<std::string> steps_routed_around;
+  bool written = false;  // false: refused (top1_drop_points > max_top1_drop)
+  std::string refusal;   // why it was refused
 
   nlohmann::json to_json() const;
 };

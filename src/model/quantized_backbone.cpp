@@ -554,6 +554,17 @@ class Int8Operations : public StepOperations {
   }
   const std::pair<double, int64_t>& qparams(int value) const { return qparams_[size_t(value)]; }
 
+  std::vector<std::string> routed_around() const {
+    std::vector<std::string> steps;
+    for (size_t i = 0; i < program_.steps.size(); ++i) {
+      if (fp32_[i].load())
+        steps.push_back(describe(program_, i) + ": runs in fp32");
+      else if (convs_[i] && convs_[i]->per_shape.load())
+        steps.push_back(describe(program_, i) + ": weights packed per input shape");
+    }
+    return steps;
+  }
+
   at::Tensor input(const at::Tensor& images) override {
     const auto [scale, zero] = qparams_[0];
     return at::quantize_per_tensor(images.contiguous(), scale, zero, torch::kQUInt8);
@@ -718,6 +729,8 @@ class QuantizedBackboneImpl : public BackboneImpl {
     return run_program(program_, images, prepared());
   }
 
+  std::vector<std::string> steps_routed_around() const { return prepared().routed_around(); }
+
   // forward as TorchScript source (see define_int8_torchscript). Scales are written with 17
   // significant digits, so they read back as the very doubles forward uses.
   void define_torchscript(torch::jit::Module& module, const std::string& method) {
@@ -849,17 +862,23 @@ bool is_quantized(const Backbone& backbone) {
   return dynamic_cast<const QuantizedBackboneImpl*>(backbone.get()) != nullptr;
 }
 
-void prepare_int8_backbone(const Backbone& backbone) {
+namespace {
+QuantizedBackboneImpl& int8_backbone(const Backbone& backbone) {
   const auto int8 = std::dynamic_pointer_cast<QuantizedBackboneImpl>(backbone.ptr());
-  if (int8 == nullptr) fail_internal("prepare_int8_backbone needs an int8 backbone");
-  int8->prepare();
+  if (int8 == nullptr) fail_internal("an int8 backbone was expected");
+  return *int8;
+}
+}  // namespace
+
+void prepare_int8_backbone(const Backbone& backbone) { int8_backbone(backbone).prepare(); }
+
+std::vector<std::string> int8_steps_routed_around(const Backbone& backbone) {
+  return int8_backbone(backbone).steps_routed_around();
 }
 
 void define_int8_torchscript(const Backbone& backbone, torch::jit::Module& module,
                              const std::string& method) {
-  const auto int8 = std::dynamic_pointer_cast<QuantizedBackboneImpl>(backbone.ptr());
-  if (int8 == nullptr) fail_internal("define_int8_torchscript needs an int8 backbone");
-  int8->define_torchscript(module, method);
+  int8_backbone(backbone).define_torchscript(module, method);
 }
 
 Backbone quantized_backbone_from_architecture(const nlohmann::json& architecture,

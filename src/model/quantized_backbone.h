@@ -62,6 +62,10 @@ bool is_quantized(const Backbone& backbone);
 // such a failure, for tests.
 void prepare_int8_backbone(const Backbone& backbone);
 
+// The steps of an int8 backbone routed around so far in this process, each named with how:
+// "step 39 (conv 1x1 96→576): weights packed per input shape" or "...: runs in fp32".
+std::vector<std::string> int8_steps_routed_around(const Backbone& backbone);
+
 // Adds an int8 backbone to a TorchScript module: its prepacked weights as attributes and a method
 // `method(self, images: Tensor) -> Tensor` giving the pooled features through the same quantized
 // operators as the backbone's forward (so the same numbers), for `export --format torchscript`.

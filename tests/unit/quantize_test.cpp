@@ -140,6 +140,10 @@ TEST(Int8FallbackTest, AStepFailingInInt8RunsInFp32WithOneWarning) {
   }
   EXPECT_EQ(count_of(log.text(), "int8 step 0 (conv 3x3 3→"), 1u) << log.text();
   EXPECT_EQ(count_of(log.text(), "it runs in fp32 from now on"), 1u) << log.text();
+  const std::vector<std::string> routed = int8_steps_routed_around(failing);
+  ASSERT_FALSE(routed.empty());
+  EXPECT_EQ(routed.front(), "step 0 (conv 3x3 3→32): runs in fp32");
+  EXPECT_EQ(int8_steps_routed_around(int8), std::vector<std::string>{});
 }
 
 TEST(Int8ModelFileTest, RoundTripsStatesItsPrecisionAndRunsInThePredictor) {
