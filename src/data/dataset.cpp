@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "data/label_scan.h"
 #include "data/table.h"
 
 namespace garmentnet {
@@ -36,17 +37,82 @@ void check_id(const std::string& id, const std::string& where) {
   }
 }
 
-std::string row_signature(const Table& table, size_t row) {
-  std::string signature;
-  for (const auto& column : table.columns()) {
-    const Value& value = column.values[row];
-    signature += std::to_string(value.index()) + ':' + to_display_string(value) + '\x1f';
+// Refuses ids that are null, cannot name a file, or label rows that disagree.
+void check_ids(const LabelScan& scan) {
+  const std::string file = scan.path.string();
+  const Column& id_column = scan.table.column(scan.spec.id_column, file);
+  for (size_t row : scan.rows) {
+    const std::string where = fmt::format("{}: row {}", file, row + 1);
+    if (is_null(id_column.values[row]))
+      fail("{}: column '{}' is null; every row needs an id", where, scan.spec.id_column);
+    check_id(scan.ids[row], where);
   }
-  return signature;
+  if (!scan.conflicting_ids.empty())
+    fail(
+        "{}: {} id(s) appear in rows with different values: {}. Fix or remove the conflicting rows",
+        file, scan.conflicting_ids.size(), summarize(scan.conflicting_ids));
 }
 
-// Reads a softmax label as text whatever the column's type (categories may be numbers).
-std::string category_text(const Value& value) { return to_display_string(value); }
+// The scan's labels as the dataset's (null labels masked with -1 and reported); refuses unknown
+// categories and tag values other than 0/1, naming row, column and value.
+void take_labels(const LabelScan& scan, LabelledDataset& dataset, DatasetReport& report) {
+  std::vector<std::string> invalid;
+  std::set<size_t> heads_with_unknown_values;  // softmax heads (indices) with unknown values
+  for (size_t row : scan.rows) {
+    for (size_t h = 0; h < scan.spec.heads.size(); ++h) {
+      const HeadSpec& head = scan.spec.heads[h];
+      auto& labels = dataset.labels[head.name];
+      for (size_t k = 0; k < scan.columns[h].size(); ++k) {
+        const int64_t label = scan.label(h, row, k);
+        const Column& column = scan.column(h, k);
+        if (label == kNullLabel)
+          report.null_labels.push_back(
+              fmt::format("row {}: column '{}' is null", row + 1, column.name));
+        if (label == kInvalidLabel && head.kind == HeadKind::Softmax) {
+          invalid.push_back(fmt::format("row {}: column '{}' has unknown value '{}'", row + 1,
+                                        column.name, to_display_string(column.values[row])));
+          heads_with_unknown_values.insert(h);
+        } else if (label == kInvalidLabel) {
+          invalid.push_back(fmt::format("row {}: column '{}' has value {} (tags must be 0 or 1)",
+                                        row + 1, column.name,
+                                        to_display_string(column.values[row])));
+        }
+        labels.push_back(label == kInvalidLabel ? kNullLabel : label);
+      }
+    }
+  }
+  if (invalid.empty()) return;
+  // The known values of the columns that had unknown ones (not of those only wrong elsewhere).
+  std::string known;
+  for (const size_t h : heads_with_unknown_values) {
+    const HeadSpec& head = scan.spec.heads[h];
+    known += fmt::format(" Known '{}' values: {}.", head.column, fmt::join(head.classes, ", "));
+  }
+  fail("{}: {} invalid label(s): {}.{}", scan.path.string(), invalid.size(), summarize(invalid),
+       known);
+}
+
+// Skips (or, strict, refuses) the examples whose image file does not exist.
+void keep_examples_with_images(LabelledDataset& dataset, const DatasetOptions& options,
+                               DatasetReport& report) {
+  std::vector<size_t> keep;
+  for (size_t i = 0; i < dataset.size(); ++i) {
+    std::error_code error;
+    if (fs::is_regular_file(dataset.images[i], error))
+      keep.push_back(i);
+    else
+      report.missing_images.push_back(dataset.ids[i]);
+  }
+  if (report.missing_images.empty()) return;
+  const std::string text = fmt::format(
+      "{} of {} image(s) missing in {} (expected e.g. {}): {}", report.missing_images.size(),
+      dataset.size(), dataset.images_dir.string(),
+      dataset.spec.image_path(dataset.images_dir, report.missing_images.front()).string(),
+      summarize(report.missing_images));
+  if (options.strict) fail("{} (strict mode)", text);
+  report.warnings.push_back(text + "; those rows are skipped");
+  dataset = dataset.subset(keep);
+}
 
 }  // namespace
 
@@ -74,134 +140,30 @@ LabelledDataset LabelledDataset::subset(const std::vector<size_t>& indices) cons
 LabelledDataset load_labelled_dataset(const fs::path& table_path, const fs::path& images_dir,
                                       const TaskSpec& spec, const DatasetOptions& options,
                                       DatasetReport* report_out) {
-  const Table table = read_table(table_path);
-  const std::string file = table_path.string();
+  return load_labelled_dataset(scan_label_table(table_path, spec, options.derive_classes),
+                               images_dir, options, report_out);
+}
+
+LabelledDataset load_labelled_dataset(const LabelScan& scan, const fs::path& images_dir,
+                                      const DatasetOptions& options, DatasetReport* report_out) {
+  const std::string file = scan.path.string();
+  if (scan.table.num_rows() == 0) fail("{}: the table has no rows", file);
+  for (size_t h = 0; h < scan.spec.heads.size(); ++h)
+    for (size_t k = 0; k < scan.columns[h].size(); ++k)
+      if (scan.spec.heads[h].kind == HeadKind::MultiLabel &&
+          scan.column(h, k).type == ColumnType::String)
+        fail("{}: tag column '{}' holds text; it must hold 0/1 integers", file,
+             scan.column(h, k).name);
+  check_ids(scan);
+
+  LabelledDataset dataset{.spec = scan.spec, .table_path = scan.path, .images_dir = images_dir};
   DatasetReport report;
-  report.rows_read = table.num_rows();
-  if (table.num_rows() == 0) fail("{}: the table has no rows", file);
-
-  const Column& id_column = table.column(spec.id_column, file);
-  LabelledDataset dataset;
-  dataset.spec = spec;
-  dataset.table_path = table_path;
-  dataset.images_dir = images_dir;
-
-  // Resolve each head's columns and classes first, so missing columns fail before any row work.
-  struct SoftmaxHead {
-    const Column* column;
-    std::unordered_map<std::string, int64_t> index;
-  };
-  std::vector<SoftmaxHead> softmax(spec.heads.size());
-  std::vector<std::vector<const Column*>> tag_columns(spec.heads.size());
-  for (size_t h = 0; h < spec.heads.size(); ++h) {
-    HeadSpec& head = dataset.spec.heads[h];
-    if (head.kind == HeadKind::Softmax) {
-      softmax[h].column = &table.column(head.column, file);
-      if (head.classes.empty()) {
-        if (!options.derive_classes) {
-          fail("head '{}' lists no classes: give them in the task spec", head.name);
-        }
-        std::set<std::string> values;
-        for (const auto& value : softmax[h].column->values) {
-          if (!is_null(value)) values.insert(category_text(value));
-        }
-        head.classes.assign(values.begin(), values.end());
-      }
-      for (size_t c = 0; c < head.classes.size(); ++c) {
-        softmax[h].index[head.classes[c]] = static_cast<int64_t>(c);
-      }
-    } else {
-      for (const auto& tag : head.classes) {
-        const Column& column = table.column(tag, file);
-        if (column.type == ColumnType::String) {
-          fail("{}: tag column '{}' holds text; it must hold 0/1 integers", file, tag);
-        }
-        tag_columns[h].push_back(&column);
-      }
-    }
-  }
-
-  std::unordered_map<std::string, std::string> signature_of_id;
-  std::vector<std::string> conflicting;
-  std::vector<std::string> invalid;
-  std::set<size_t> heads_with_unknown_values;  // softmax heads (indices) with unknown values
-  for (size_t row = 0; row < table.num_rows(); ++row) {
-    const std::string where = fmt::format("{}: row {}", file, row + 1);
-    const Value& id_value = id_column.values[row];
-    if (is_null(id_value))
-      fail("{}: column '{}' is null; every row needs an id", where, spec.id_column);
-    const std::string id = to_display_string(id_value);
-    check_id(id, where);
-    std::string signature = row_signature(table, row);
-    auto [seen, inserted] = signature_of_id.try_emplace(id, signature);
-    if (!inserted) {
-      if (seen->second == signature) {
-        ++report.exact_duplicates_dropped;
-      } else {
-        conflicting.push_back(id);
-      }
-      continue;
-    }
-
-    for (size_t h = 0; h < spec.heads.size(); ++h) {
-      const HeadSpec& head = dataset.spec.heads[h];
-      auto& labels = dataset.labels[head.name];
-      if (head.kind == HeadKind::Softmax) {
-        const Value& value = softmax[h].column->values[row];
-        if (is_null(value)) {
-          report.null_labels.push_back(
-              fmt::format("row {}: column '{}' is null", row + 1, head.column));
-          labels.push_back(-1);
-          continue;
-        }
-        auto found = softmax[h].index.find(category_text(value));
-        if (found == softmax[h].index.end()) {
-          invalid.push_back(fmt::format("row {}: column '{}' has unknown value '{}'", row + 1,
-                                        head.column, category_text(value)));
-          heads_with_unknown_values.insert(h);
-          labels.push_back(-1);
-        } else {
-          labels.push_back(found->second);
-        }
-      } else {
-        for (const Column* column : tag_columns[h]) {
-          const Value& value = column->values[row];
-          if (is_null(value)) {
-            report.null_labels.push_back(
-                fmt::format("row {}: column '{}' is null", row + 1, column->name));
-            labels.push_back(-1);
-            continue;
-          }
-          const double number = std::holds_alternative<int64_t>(value)
-                                    ? static_cast<double>(std::get<int64_t>(value))
-                                    : std::get<double>(value);
-          if (number != 0.0 && number != 1.0) {
-            invalid.push_back(fmt::format("row {}: column '{}' has value {} (tags must be 0 or 1)",
-                                          row + 1, column->name, to_display_string(value)));
-          }
-          labels.push_back(number == 1.0 ? 1 : 0);
-        }
-      }
-    }
-    dataset.ids.push_back(id);
-    dataset.images.push_back(spec.image_path(images_dir, id));
-  }
-
-  if (!conflicting.empty()) {
-    std::sort(conflicting.begin(), conflicting.end());
-    conflicting.erase(std::unique(conflicting.begin(), conflicting.end()), conflicting.end());
-    fail(
-        "{}: {} id(s) appear in rows with different values: {}. Fix or remove the conflicting rows",
-        file, conflicting.size(), summarize(conflicting));
-  }
-  if (!invalid.empty()) {
-    // The known values of the columns that had unknown ones (not of those only wrong elsewhere).
-    std::string known;
-    for (const size_t h : heads_with_unknown_values) {
-      const HeadSpec& head = dataset.spec.heads[h];
-      known += fmt::format(" Known '{}' values: {}.", head.column, fmt::join(head.classes, ", "));
-    }
-    fail("{}: {} invalid label(s): {}.{}", file, invalid.size(), summarize(invalid), known);
+  report.rows_read = scan.table.num_rows();
+  report.exact_duplicates_dropped = scan.exact_duplicates();
+  take_labels(scan, dataset, report);
+  for (size_t row : scan.rows) {
+    dataset.ids.push_back(scan.ids[row]);
+    dataset.images.push_back(scan.spec.image_path(images_dir, scan.ids[row]));
   }
   if (!report.null_labels.empty()) {
     const std::string text =
@@ -210,32 +172,10 @@ LabelledDataset load_labelled_dataset(const fs::path& table_path, const fs::path
     if (options.strict) fail("{} (strict mode)", text);
     report.warnings.push_back(text);
   }
-  if (report.exact_duplicates_dropped > 0) {
+  if (report.exact_duplicates_dropped > 0)
     report.warnings.push_back(fmt::format("{}: dropped {} exact duplicate row(s)", file,
                                           report.exact_duplicates_dropped));
-  }
-
-  if (options.check_images) {
-    std::vector<size_t> keep;
-    for (size_t i = 0; i < dataset.size(); ++i) {
-      std::error_code error;
-      if (fs::is_regular_file(dataset.images[i], error)) {
-        keep.push_back(i);
-      } else {
-        report.missing_images.push_back(dataset.ids[i]);
-      }
-    }
-    if (!report.missing_images.empty()) {
-      const std::string text =
-          fmt::format("{} of {} image(s) missing in {} (expected e.g. {}): {}",
-                      report.missing_images.size(), dataset.size(), images_dir.string(),
-                      spec.image_path(images_dir, report.missing_images.front()).string(),
-                      summarize(report.missing_images));
-      if (options.strict) fail("{} (strict mode)", text);
-      report.warnings.push_back(text + "; those rows are skipped");
-      dataset = dataset.subset(keep);
-    }
-  }
+  if (options.check_images) keep_examples_with_images(dataset, options, report);
   if (dataset.size() == 0) fail("{}: no usable rows left", file);
 
   for (const auto& warning : report.warnings) spdlog::warn("{}", warning);

@@ -54,6 +54,15 @@ LabelledDataset load_labelled_dataset(const std::filesystem::path& table,
                                       const DatasetOptions& options = {},
                                       DatasetReport* report = nullptr);
 
+// The same, from a table already scanned (one read of the file for `explore`'s counts and the
+// loader's verdict); the scan decided whether classes are derived, options.derive_classes is not
+// read.
+struct LabelScan;
+LabelledDataset load_labelled_dataset(const LabelScan& scan,
+                                      const std::filesystem::path& images_dir,
+                                      const DatasetOptions& options = {},
+                                      DatasetReport* report = nullptr);
+
 // Reads the ids to predict (the spec's id column) from a table; errors on nulls and a missing
 // column, naming the file.
 std::vector<std::string> read_ids(const std::filesystem::path& table, const TaskSpec& spec);

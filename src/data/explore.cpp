@@ -14,29 +14,13 @@
 #include "core/thread_pool.h"
 #include "data/dataset.h"
 #include "data/image.h"
+#include "data/label_scan.h"
 #include "data/table.h"
 
 namespace garmentnet {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<Value> row_values(const Table& table, size_t row) {
-  std::vector<Value> values;
-  values.reserve(table.num_columns());
-  for (const auto& column : table.columns()) values.push_back(column.values[row]);
-  return values;
-}
-
-// Indices of the rows that are not exact copies of an earlier row, in file order.
-std::vector<size_t> distinct_rows(const Table& table) {
-  std::set<std::vector<Value>> seen;
-  std::vector<size_t> rows;
-  for (size_t row = 0; row < table.num_rows(); ++row) {
-    if (seen.insert(row_values(table, row)).second) rows.push_back(row);
-  }
-  return rows;
-}
 
 // Most frequent first, ties by name, so reports read the same on every run.
 std::vector<NamedCount> sorted_by_count(const std::map<std::string, size_t>& counts) {
@@ -45,21 +29,6 @@ std::vector<NamedCount> sorted_by_count(const std::map<std::string, size_t>& cou
   std::stable_sort(out.begin(), out.end(),
                    [](const NamedCount& a, const NamedCount& b) { return a.count > b.count; });
   return out;
-}
-
-// A tag cell as 0/1, or -1 when it is null or another value.
-int tag_value(const Value& value) {
-  double number = 0;
-  if (const auto* integer = std::get_if<int64_t>(&value)) {
-    number = static_cast<double>(*integer);
-  } else if (const auto* real = std::get_if<double>(&value)) {
-    number = *real;
-  } else {
-    return -1;
-  }
-  if (number == 0.0) return 0;
-  if (number == 1.0) return 1;
-  return -1;
 }
 
 ImageStats read_image_stats(const std::vector<fs::path>& files, int threads) {
@@ -107,16 +76,13 @@ ImageStats read_image_stats(const std::vector<fs::path>& files, int threads) {
   return stats;
 }
 
-// The training loader's verdict on the same files, so the report says whether `train` accepts
+// The training loader's verdict on the same rows, so the report says whether `train` accepts
 // them and how many examples it would use.
-void record_loader_verdict(const fs::path& table_path, const fs::path& images_dir,
-                           const TaskSpec& spec, TableSummary& summary) {
-  DatasetOptions options;
-  options.derive_classes = true;
+void record_loader_verdict(const LabelScan& scan, const fs::path& images_dir,
+                           TableSummary& summary) {
   DatasetReport report;
   try {
-    const LabelledDataset dataset =
-        load_labelled_dataset(table_path, images_dir, spec, options, &report);
+    const LabelledDataset dataset = load_labelled_dataset(scan, images_dir, {}, &report);
     summary.loads_for_training = true;
     summary.training_examples = dataset.size();
     summary.loader_message = fmt::format("{}", fmt::join(report.warnings, "; "));
@@ -191,40 +157,27 @@ nlohmann::json to_json(const std::vector<SampleGroup>& groups) {
   return out;
 }
 
-}  // namespace
+// The index of `head` among the scan's heads, or -1 when there is none.
+int head_index(const LabelScan& scan, const HeadSpec* head) {
+  return head == nullptr ? -1 : int(head - scan.spec.heads.data());
+}
 
-TableSummary summarize_labelled_table(const fs::path& table_path, const fs::path& images_dir,
-                                      const TaskSpec& spec, const ExploreOptions& options,
-                                      std::vector<SampleGroup>* category_samples,
-                                      std::vector<SampleGroup>* tag_samples) {
-  const Table table = read_table(table_path);
-  const std::string file = table_path.string();
-  TableSummary s;
-  s.table_path = table_path;
-  s.rows_read = table.num_rows();
-
-  const Column& id_column = table.column(spec.id_column, file);
-  const std::vector<size_t> rows = distinct_rows(table);
-  s.rows_after_deduplication = rows.size();
-  s.exact_duplicate_rows = s.rows_read - rows.size();
-
-  // Ids, conflicts and image files, over distinct rows.
-  std::map<std::string, size_t> rows_per_id;
-  std::vector<std::string> row_id(table.num_rows());
-  for (size_t row : rows) {
-    const Value& id = id_column.values[row];
-    if (is_null(id)) {
+// Null ids, conflicting ids and image files, over distinct rows; returns the ids with an image.
+std::unordered_set<std::string> count_ids_and_images(const LabelScan& scan,
+                                                     const fs::path& images_dir, int threads,
+                                                     TableSummary& s) {
+  std::set<std::string> ids;
+  for (size_t row : scan.rows) {
+    if (scan.id_is_null(row))
       ++s.null_ids;
-      continue;
-    }
-    row_id[row] = to_display_string(id);
-    ++rows_per_id[row_id[row]];
+    else
+      ids.insert(scan.ids[row]);
   }
+  s.conflicting_ids = scan.conflicting_ids;
   std::unordered_set<std::string> has_image;
   std::vector<fs::path> image_files;
-  for (const auto& [id, count] : rows_per_id) {
-    if (count > 1) s.conflicting_ids.push_back(id);
-    fs::path image = spec.image_path(images_dir, id);
+  for (const auto& id : ids) {
+    fs::path image = scan.spec.image_path(images_dir, id);
     std::error_code error;
     if (fs::is_regular_file(image, error)) {
       has_image.insert(id);
@@ -233,137 +186,145 @@ TableSummary summarize_labelled_table(const fs::path& table_path, const fs::path
       s.missing_images.push_back(id);
     }
   }
-  s.images = read_image_stats(image_files, options.threads);
+  s.images = read_image_stats(image_files, threads);
+  return has_image;
+}
 
-  // Categories.
-  std::vector<int> category_of(table.num_rows(), -1);
-  if (const HeadSpec* head = spec.category_head()) {
-    s.category_column = head->column;
-    const Column& column = table.column(head->column, file);
-    std::vector<std::string> classes = head->classes;
-    if (classes.empty()) {
-      std::set<std::string> values;
-      for (size_t row : rows) {
-        if (!is_null(column.values[row])) values.insert(to_display_string(column.values[row]));
-      }
-      classes.assign(values.begin(), values.end());
-    }
-    std::unordered_map<std::string, int> index;
-    for (size_t c = 0; c < classes.size(); ++c) {
-      s.categories.push_back({classes[c], 0});
-      index[classes[c]] = static_cast<int>(c);
-    }
-    std::map<std::string, size_t> unknown;
-    for (size_t row : rows) {
-      const Value& value = column.values[row];
-      if (is_null(value)) {
-        ++s.null_categories;
-        continue;
-      }
-      const std::string text = to_display_string(value);
-      auto found = index.find(text);
-      if (found == index.end()) {
-        ++unknown[text];
-      } else {
-        category_of[row] = found->second;
-        ++s.categories[static_cast<size_t>(found->second)].count;
-      }
-    }
-    s.unknown_categories = sorted_by_count(unknown);
+void count_categories(const LabelScan& scan, TableSummary& s) {
+  const int c = head_index(scan, scan.spec.category_head());
+  if (c < 0) return;
+  const HeadSpec& head = scan.spec.heads[size_t(c)];
+  s.category_column = head.column;
+  for (const auto& name : head.classes) s.categories.push_back({name, 0});
+  std::map<std::string, size_t> unknown;
+  for (size_t row : scan.rows) {
+    const int64_t label = scan.label(size_t(c), row);
+    if (label == kNullLabel)
+      ++s.null_categories;
+    else if (label == kInvalidLabel)
+      ++unknown[to_display_string(scan.column(size_t(c)).values[row])];
+    else
+      ++s.categories[size_t(label)].count;
   }
+  s.unknown_categories = sorted_by_count(unknown);
+}
 
-  // Tags.
-  std::vector<std::vector<int>> tags_of(table.num_rows());
-  if (const HeadSpec* head = spec.tag_head()) {
-    s.tags = head->classes;
-    const size_t n = s.tags.size();
-    std::vector<const Column*> columns;
-    for (const auto& tag : s.tags) columns.push_back(&table.column(tag, file));
-    s.tag_counts.assign(n, 0);
-    s.tag_cooccurrence.assign(n, std::vector<size_t>(n, 0));
-    s.tags_per_row.assign(n + 1, 0);
-    s.category_tags.assign(s.categories.size(), std::vector<size_t>(n, 0));
-    for (size_t row : rows) {
-      std::vector<int>& values = tags_of[row];
-      for (const Column* column : columns) values.push_back(tag_value(column->values[row]));
-      size_t set = 0;
-      bool valid = true;
-      for (size_t a = 0; a < n; ++a) {
-        if (values[a] < 0) valid = false;
-        if (values[a] != 1) continue;
-        ++set;
-        ++s.tag_counts[a];
-        for (size_t b = 0; b < n; ++b) s.tag_cooccurrence[a][b] += values[b] == 1 ? 1 : 0;
-        if (category_of[row] >= 0) ++s.category_tags[static_cast<size_t>(category_of[row])][a];
-      }
-      if (valid) {
-        ++s.tags_per_row[set];
-      } else {
-        ++s.invalid_tag_rows;
-      }
+void count_tags(const LabelScan& scan, TableSummary& s) {
+  const int t = head_index(scan, scan.spec.tag_head());
+  if (t < 0) return;
+  const int c = head_index(scan, scan.spec.category_head());
+  s.tags = scan.spec.heads[size_t(t)].classes;
+  const size_t n = s.tags.size();
+  s.tag_counts.assign(n, 0);
+  s.tag_cooccurrence.assign(n, std::vector<size_t>(n, 0));
+  s.tags_per_row.assign(n + 1, 0);
+  s.category_tags.assign(s.categories.size(), std::vector<size_t>(n, 0));
+  for (size_t row : scan.rows) {
+    const auto value = [&](size_t tag) { return scan.label(size_t(t), row, tag); };
+    const int64_t category = c < 0 ? kNullLabel : scan.label(size_t(c), row);
+    size_t set = 0;
+    bool valid = true;
+    for (size_t a = 0; a < n; ++a) {
+      if (value(a) < 0) valid = false;
+      if (value(a) != 1) continue;
+      ++set;
+      ++s.tag_counts[a];
+      for (size_t b = 0; b < n; ++b) s.tag_cooccurrence[a][b] += value(b) == 1 ? 1 : 0;
+      if (category >= 0) ++s.category_tags[size_t(category)][a];
     }
+    if (valid)
+      ++s.tags_per_row[set];
+    else
+      ++s.invalid_tag_rows;
   }
+}
 
-  // Other text columns with few distinct values (e.g. colour).
-  const Column* colour = nullptr;
-  for (const auto& column : table.columns()) {
-    if (column.type != ColumnType::String || column.name == spec.id_column ||
-        column.name == s.category_column) {
+// Other text columns with few distinct values (e.g. colour); returns the first, or null.
+const Column* count_other_columns(const LabelScan& scan, size_t max_distinct_values,
+                                  TableSummary& s) {
+  const Column* first = nullptr;
+  for (const auto& column : scan.table.columns()) {
+    if (column.type != ColumnType::String || column.name == scan.spec.id_column ||
+        column.name == s.category_column)
       continue;
-    }
     std::map<std::string, size_t> counts;
-    for (size_t row : rows) {
+    for (size_t row : scan.rows) {
       ++counts[to_display_string(column.values[row])];
-      if (counts.size() > options.max_distinct_values) break;
+      if (counts.size() > max_distinct_values) break;
     }
-    if (counts.size() > options.max_distinct_values) continue;
+    if (counts.size() > max_distinct_values) continue;
     s.other_columns.push_back({column.name, sorted_by_count(counts)});
-    if (colour == nullptr) colour = &column;
+    if (first == nullptr) first = &column;
   }
+  return first;
+}
 
-  // Sample images per category and per tag: rows with an image, shuffled with the seed.
-  if (category_samples != nullptr || tag_samples != nullptr) {
-    std::mt19937 rng(options.seed);
-    auto sample = [&](const std::string& name, auto&& belongs) {
-      std::vector<size_t> candidates;
-      std::unordered_set<std::string> taken;
-      for (size_t row : rows) {
-        if (!row_id[row].empty() && has_image.count(row_id[row]) > 0 && belongs(row) &&
-            taken.insert(row_id[row]).second) {
-          candidates.push_back(row);
-        }
-      }
-      std::shuffle(candidates.begin(), candidates.end(), rng);
-      candidates.resize(std::min(candidates.size(), options.samples_per_grid));
-      SampleGroup group{name, {}};
-      for (size_t row : candidates) {
-        Sample item;
-        item.id = row_id[row];
-        item.image = spec.image_path(images_dir, item.id);
-        if (category_of[row] >= 0) {
-          item.caption.push_back(s.categories[static_cast<size_t>(category_of[row])].name);
-        }
-        if (!s.tags.empty()) item.caption.push_back(tag_list(s.tags, tags_of[row]));
-        if (colour != nullptr) item.caption.push_back(to_display_string(colour->values[row]));
-        group.samples.push_back(std::move(item));
-      }
-      return group;
-    };
-    if (category_samples != nullptr) {
-      for (size_t c = 0; c < s.categories.size(); ++c) {
-        category_samples->push_back(sample(s.categories[c].name, [&](size_t row) {
-          return category_of[row] == static_cast<int>(c);
-        }));
-      }
+// Sample images per category and per tag: rows with an image, shuffled with the seed; each
+// captioned with its category, tags and `colour`.
+void sample_images(const LabelScan& scan, const fs::path& images_dir, const ExploreOptions& options,
+                   const TableSummary& s, const std::unordered_set<std::string>& has_image,
+                   const Column* colour, std::vector<SampleGroup>* category_samples,
+                   std::vector<SampleGroup>* tag_samples) {
+  const int c = head_index(scan, scan.spec.category_head());
+  const int t = head_index(scan, scan.spec.tag_head());
+  const auto category_of = [&](size_t row) {
+    return c < 0 ? kNullLabel : scan.label(size_t(c), row);
+  };
+  std::mt19937 rng(options.seed);
+  auto sample = [&](const std::string& name, auto&& belongs) {
+    std::vector<size_t> candidates;
+    std::unordered_set<std::string> taken;
+    for (size_t row : scan.rows) {
+      const std::string& id = scan.ids[row];
+      if (has_image.contains(id) && belongs(row) && taken.insert(id).second)
+        candidates.push_back(row);
     }
-    if (tag_samples != nullptr) {
-      for (size_t t = 0; t < s.tags.size(); ++t) {
-        tag_samples->push_back(sample(s.tags[t], [&](size_t row) { return tags_of[row][t] == 1; }));
+    std::shuffle(candidates.begin(), candidates.end(), rng);
+    candidates.resize(std::min(candidates.size(), options.samples_per_grid));
+    SampleGroup group{name, {}};
+    for (size_t row : candidates) {
+      Sample item{.id = scan.ids[row], .image = scan.spec.image_path(images_dir, scan.ids[row])};
+      if (category_of(row) >= 0)
+        item.caption.push_back(s.categories[size_t(category_of(row))].name);
+      if (t >= 0) {
+        std::vector<int> values;
+        for (size_t k = 0; k < s.tags.size(); ++k)
+          values.push_back(int(scan.label(size_t(t), row, k)));
+        item.caption.push_back(tag_list(s.tags, values));
       }
+      if (colour != nullptr) item.caption.push_back(to_display_string(colour->values[row]));
+      group.samples.push_back(std::move(item));
     }
-  }
+    return group;
+  };
+  if (category_samples != nullptr)
+    for (size_t k = 0; k < s.categories.size(); ++k)
+      category_samples->push_back(
+          sample(s.categories[k].name, [&](size_t row) { return category_of(row) == int64_t(k); }));
+  if (tag_samples != nullptr)
+    for (size_t k = 0; k < s.tags.size(); ++k)
+      tag_samples->push_back(
+          sample(s.tags[k], [&](size_t row) { return scan.label(size_t(t), row, k) == 1; }));
+}
 
-  record_loader_verdict(table_path, images_dir, spec, s);
+}  // namespace
+
+TableSummary summarize_labelled_table(const LabelScan& scan, const fs::path& images_dir,
+                                      const ExploreOptions& options,
+                                      std::vector<SampleGroup>* category_samples,
+                                      std::vector<SampleGroup>* tag_samples) {
+  TableSummary s;
+  s.table_path = scan.path;
+  s.rows_read = scan.table.num_rows();
+  s.rows_after_deduplication = scan.rows.size();
+  s.exact_duplicate_rows = scan.exact_duplicates();
+  const std::unordered_set<std::string> has_image =
+      count_ids_and_images(scan, images_dir, options.threads, s);
+  count_categories(scan, s);
+  count_tags(scan, s);
+  const Column* colour = count_other_columns(scan, options.max_distinct_values, s);
+  sample_images(scan, images_dir, options, s, has_image, colour, category_samples, tag_samples);
+  record_loader_verdict(scan, images_dir, s);
   return s;
 }
 
@@ -381,14 +342,18 @@ ExploreResult explore_dataset(const ExploreOptions& options) {
   if (!fs::is_directory(result.images_dir, error)) {
     fail("images folder {} not found: give it with --images", result.images_dir.string());
   }
-  result.train = summarize_labelled_table(train_path, result.images_dir, options.spec, options,
+  const LabelScan train = scan_label_table(train_path, options.spec, /*derive_classes=*/true);
+  result.train = summarize_labelled_table(train, result.images_dir, options,
                                           &result.category_samples, &result.tag_samples);
 
-  std::set<std::string> train_ids;
-  const Table train = read_table(train_path);
-  for (const auto& id : train.column(options.spec.id_column).values) {
-    if (!is_null(id)) train_ids.insert(to_display_string(id));
-  }
+  const auto ids_of = [](const LabelScan& scan) {
+    std::vector<std::string> ids;
+    for (size_t row : scan.rows)
+      if (!scan.id_is_null(row)) ids.push_back(scan.ids[row]);
+    return ids;
+  };
+  const std::vector<std::string> train_id_list = ids_of(train);
+  const std::set<std::string> train_ids(train_id_list.begin(), train_id_list.end());
   std::set<std::string> overlap;
   auto check_overlap = [&](const std::vector<std::string>& ids) {
     for (const auto& id : ids) {
@@ -398,14 +363,9 @@ ExploreResult explore_dataset(const ExploreOptions& options) {
 
   const fs::path test_labels_path = options.data_dir / "test_labels.parquet";
   if (fs::is_regular_file(test_labels_path, error)) {
-    result.test = summarize_labelled_table(test_labels_path, result.images_dir, options.spec,
-                                           options, nullptr, nullptr);
-    const Table test = read_table(test_labels_path);
-    std::vector<std::string> ids;
-    for (const auto& id : test.column(options.spec.id_column).values) {
-      if (!is_null(id)) ids.push_back(to_display_string(id));
-    }
-    check_overlap(ids);
+    const LabelScan test = scan_label_table(test_labels_path, options.spec, true);
+    result.test = summarize_labelled_table(test, result.images_dir, options);
+    check_overlap(ids_of(test));
   }
   const fs::path test_path = options.data_dir / "test.parquet";
   if (fs::is_regular_file(test_path, error)) {

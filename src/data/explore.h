@@ -116,12 +116,13 @@ struct ExploreResult {
   nlohmann::json to_json() const;
 };
 
-// Summarises one labelled table against `spec`; never refuses data that the loader would
-// refuse, it counts the problems instead. Errors only if the table cannot be read or lacks the
-// id column. When given, `category_samples` / `tag_samples` receive sample images per category /
-// per tag (options.samples_per_grid each, chosen with options.seed).
-TableSummary summarize_labelled_table(const std::filesystem::path& table,
-                                      const std::filesystem::path& images_dir, const TaskSpec& spec,
+// Summarises one scanned label table; never refuses data that the loader would refuse, it counts
+// the problems instead, and records the loader's verdict on the same scan. When given,
+// `category_samples` / `tag_samples` receive sample images per category / per tag
+// (options.samples_per_grid each, chosen with options.seed).
+struct LabelScan;
+TableSummary summarize_labelled_table(const LabelScan& scan,
+                                      const std::filesystem::path& images_dir,
                                       const ExploreOptions& options,
                                       std::vector<SampleGroup>* category_samples = nullptr,
                                       std::vector<SampleGroup>* tag_samples = nullptr);
