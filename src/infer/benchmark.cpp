@@ -1,5 +1,6 @@
 #include "infer/benchmark.h"
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -13,6 +14,7 @@
 #include <limits>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 #include <random>
 
 #include "core/atomic_file.h"
@@ -135,30 +137,62 @@ int64_t peak_rss_bytes() {
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
-// Float32 GFLOP/s of a large square matrix product at the current thread count: the best of
-// several runs, since a peak is what the CPU can do when nothing else gets in the way.
-double measure_matmul_gflops(int64_t size, double seconds) {
+// Float32 GFLOP/s of oneDNN's convolutions, the engine the models' convolutions run on: a 3x3
+// convolution of 256 channels at 14x14, batch 32, channels-last, at the current thread count; the
+// best of several runs, since a peak is what the CPU can do when nothing else gets in the way.
+// (A matrix product would measure OpenBLAS, which may run older kernels than oneDNN.)
+double measure_convolution_gflops(double seconds) {
   torch::InferenceMode guard;
-  const torch::Tensor a = torch::randn({size, size});
-  const torch::Tensor b = torch::randn({size, size});
-  torch::Tensor c = torch::empty({size, size});
-  torch::mm_out(c, a, b);
+  constexpr int64_t kBatch = 32, kChannels = 256, kSide = 14;
+  const torch::Tensor input =
+      torch::randn({kBatch, kChannels, kSide, kSide}).contiguous(torch::MemoryFormat::ChannelsLast);
+  const torch::Tensor weight =
+      torch::randn({kChannels, kChannels, 3, 3}).contiguous(torch::MemoryFormat::ChannelsLast);
+  (void)at::conv2d(input, weight, {}, 1, 1);
   double best = std::numeric_limits<double>::infinity();
   const Clock::time_point start = Clock::now();
   for (int run = 0; run < 3 || seconds_since(start) < seconds; ++run) {
     const Clock::time_point before = Clock::now();
-    torch::mm_out(c, a, b);
+    (void)at::conv2d(input, weight, {}, 1, 1);
     best = std::min(best, seconds_since(before));
   }
-  return 2.0 * static_cast<double>(size) * size * size / best / 1e9;
+  const double flops = 2.0 * kBatch * kChannels * kChannels * 9 * kSide * kSide;
+  return flops / best / 1e9;
 }
 
-// Converts 4-D weights to channels-last memory (NHWC), which some CPU convolution kernels prefer.
-void set_memory_format(torch::nn::Module& module, torch::MemoryFormat format) {
-  torch::NoGradGuard no_grad;
-  for (auto& parameter : module.parameters())
-    if (parameter.dim() == 4) parameter.set_data(parameter.contiguous(format));
-}
+// LibTorch's intra-op threads set for this object's life, the previous count restored after.
+class ThreadCountScope {
+ public:
+  explicit ThreadCountScope(int threads) : previous_(at::get_num_threads()) {
+    at::set_num_threads(threads);
+  }
+  ~ThreadCountScope() { at::set_num_threads(previous_); }
+  ThreadCountScope(const ThreadCountScope&) = delete;
+  ThreadCountScope& operator=(const ThreadCountScope&) = delete;
+
+ private:
+  int previous_;
+};
+
+// A module's 4-D weights in channels-last memory (NHWC, which some CPU convolution kernels prefer)
+// for this object's life, contiguous again after, however the measurement ends.
+class ChannelsLastScope {
+ public:
+  explicit ChannelsLastScope(torch::nn::Module& module) : module_(module) {
+    convert(torch::MemoryFormat::ChannelsLast);
+  }
+  ~ChannelsLastScope() { convert(torch::MemoryFormat::Contiguous); }
+  ChannelsLastScope(const ChannelsLastScope&) = delete;
+  ChannelsLastScope& operator=(const ChannelsLastScope&) = delete;
+
+ private:
+  void convert(torch::MemoryFormat format) {
+    torch::NoGradGuard no_grad;
+    for (auto& parameter : module_.parameters())
+      if (parameter.dim() == 4) parameter.set_data(parameter.contiguous(format));
+  }
+  torch::nn::Module& module_;
+};
 
 // Percentile (nearest rank) of durations in seconds, as milliseconds.
 double percentile_ms(std::vector<double> seconds, double fraction) {
@@ -167,8 +201,9 @@ double percentile_ms(std::vector<double> seconds, double fraction) {
   return 1000.0 * seconds[std::clamp<size_t>(rank, 1, seconds.size()) - 1];
 }
 
-LatencyMeasurement measure_latency(const std::string& variant,
-                                   const std::function<void(const torch::Tensor&)>& forward,
+using Forward = std::function<void(const torch::Tensor&)>;
+
+LatencyMeasurement measure_latency(const std::string& variant, const Forward& forward,
                                    const torch::Tensor& one_image, double seconds,
                                    size_t min_runs) {
   forward(one_image);
@@ -189,8 +224,8 @@ LatencyMeasurement measure_latency(const std::string& variant,
 
 // Images per second of `predict`'s own streaming path (predict_images: decoding on a pool,
 // overlapped with the Predictor) over `paths`.
-double measure_end_to_end(const Predictor& predictor, const std::vector<fs::path>& paths, int batch,
-                          int threads) {
+double end_to_end_rate(const Predictor& predictor, const std::vector<fs::path>& paths, int batch,
+                       int threads) {
   std::vector<std::string> ids;
   for (size_t i = 0; i < paths.size(); ++i) ids.push_back(std::to_string(i));
   const StreamedPredictions streamed = predict_images(
@@ -200,6 +235,266 @@ double measure_end_to_end(const Predictor& predictor, const std::vector<fs::path
 
 std::string format_rate(double value) {
   return value >= 100 ? fmt::format("{:.0f}", value) : fmt::format("{:.1f}", value);
+}
+
+// ---- The stages of a benchmark, each with its typed figures
+
+struct DecodeFigures {
+  std::string source;              // the images folder or "synthetic W×H JPEGs"
+  std::vector<fs::path> readable;  // the images that decode, used by the later stages
+  double images_per_second = 0;    // `threads` threads, read + decode + resize + normalise
+  double full_size_1_thread = 0;   // see BenchmarkResult
+  double reduced_1_thread = 0;
+  double reduced_area_1_thread = 0;
+};
+
+struct ForwardFigures {
+  std::vector<ForwardMeasurement> measurements;
+  int64_t macs_per_image = 0;  // 0 for an int8 model (not traced)
+};
+
+struct EndToEndFigures {
+  double images_per_second = 0;
+  double predictor_forward_images_per_second = 0;
+  double ratio = 0;  // over the fastest forward pass at the same batch
+};
+
+// One forward-pass variant: the model under one optimisation.
+struct Variant {
+  // What it needs before it runs: the traced graphs, or its weights in channels-last.
+  enum class Needs { Nothing, TracedGraphs, ChannelsLast };
+  std::string name;  // for people: tables and JSON
+  int threads;
+  Forward forward;
+  bool always;  // measured even without all_variants
+  Needs needs = Needs::Nothing;
+};
+
+// A model file loaded for measuring, as the Predictor (predict, serve) and as the model itself.
+class BenchmarkRun {
+ public:
+  BenchmarkRun(const BenchmarkOptions& options, int threads)
+      : options_(options),
+        threads_(threads),
+        predictor_(options.model),
+        bundle_(load_model_file(options.model)),
+        pool_(threads) {
+    bundle_.model->eval();
+    int8_ = is_quantized(bundle_.model->backbone());
+    const Preprocessing& pre = bundle_.preprocessing;
+    auto generator = at::detail::createCPUGenerator(/*seed_val=*/3);
+    const int largest_batch =
+        std::max(options.end_to_end_batch,
+                 *std::max_element(options.batch_sizes.begin(), options.batch_sizes.end()));
+    images_ = at::randn({largest_batch, 3, pre.height, pre.width}, generator, torch::kFloat);
+  }
+
+  // The model and the machine: everything but measurements.
+  BenchmarkResult description() const {
+    BenchmarkResult result;
+    result.model = options_.model.string();
+    result.threads = threads_;
+    result.cpu = cpu_name();
+    if (const char* policy = std::getenv("OMP_WAIT_POLICY")) result.omp_wait_policy = policy;
+    // An int8 backbone names the architecture it was quantized from.
+    const nlohmann::json backbone = bundle_.model->architecture()["backbone"];
+    result.architecture =
+        backbone.value("architecture", backbone.value("quantized_from", nlohmann::json::object())
+                                           .value("architecture", std::string("torchscript")));
+    result.input_width = bundle_.preprocessing.width;
+    result.input_height = bundle_.preprocessing.height;
+    result.model_file_bytes = static_cast<int64_t>(fs::file_size(options_.model));
+    for (const auto& parameter : bundle_.model->parameters())
+      result.parameters += parameter.numel();
+    result.predictor_optimized = predictor_.optimized();
+    result.precision = int8_ ? "int8" : "fp32";
+    return result;
+  }
+
+  DecodeFigures measure_decoding();
+  ForwardFigures measure_forward_passes();
+  std::vector<LatencyMeasurement> measure_latencies() const;
+  EndToEndFigures measure_end_to_end(const std::vector<fs::path>& paths) const;
+
+ private:
+  std::vector<Variant> variants();
+  // The forward pass predict and serve run: the optimised graph, or the int8 model.
+  Forward fastest() const { return int8_ ? eager() : run_graph(optimized_); }
+  Forward eager() const {
+    return [model = bundle_.model](const torch::Tensor& x) mutable {
+      torch::InferenceMode guard;
+      (void)head_probabilities(model->spec(), model->forward(x));
+    };
+  }
+  Forward run_graph(torch::jit::Module& module) const {
+    return [this, &module](const torch::Tensor& x) {
+      torch::InferenceMode guard;
+      (void)run_traced_model(module, bundle_.model->spec(), x);
+    };
+  }
+  // Traces the fp32 model and optimises the graph (an int8 model runs its fused int8 operators:
+  // there is nothing to trace); returns the multiply-accumulates per image.
+  int64_t trace();
+
+  const BenchmarkOptions& options_;
+  const int threads_;
+  const Predictor predictor_;
+  ModelBundle bundle_;
+  bool int8_ = false;
+  mutable ThreadPool pool_;
+  std::unique_ptr<SyntheticImages> synthetic_;  // the images decoded, unless a folder was given
+  torch::Tensor images_;                        // random inputs for the forward passes
+  mutable torch::jit::Module traced_, frozen_, optimized_;  // by trace()
+  bool traced_yet_ = false;
+};
+
+DecodeFigures BenchmarkRun::measure_decoding() {
+  const Preprocessing& pre = bundle_.preprocessing;
+  DecodeFigures figures;
+  std::vector<fs::path> paths;
+  if (options_.images_dir.empty()) {
+    synthetic_ = std::make_unique<SyntheticImages>(
+        options_.synthetic_images, options_.synthetic_width, options_.synthetic_height);
+    paths = synthetic_->paths();
+    figures.source =
+        fmt::format("synthetic {}x{} JPEGs", options_.synthetic_width, options_.synthetic_height);
+  } else {
+    paths = image_files(options_.images_dir, options_.synthetic_images);
+    figures.source = options_.images_dir.string();
+  }
+  const ImageLimits limits;
+  spdlog::info("decoding {} images from {}", paths.size(), figures.source);
+  const LoadedImages first = load_resized_images(paths, pre, limits, pool_);
+  if (first.failed.size() == paths.size())
+    fail("none of the images could be decoded; first error: {}", first.errors.front());
+  for (size_t i = 0, f = 0; i < paths.size(); ++i) {
+    if (f < first.failed.size() && first.failed[f] == i)
+      spdlog::warn("skipping an image that does not decode: {}", first.errors[f++]);
+    else
+      figures.readable.push_back(paths[i]);
+  }
+  const double pass = time_per_run(
+      [&] {
+        (void)make_input_batch(load_resized_images(figures.readable, pre, limits, pool_).images,
+                               pre);
+      },
+      options_.seconds, 1);
+  figures.images_per_second = static_cast<double>(figures.readable.size()) / pass;
+
+  std::vector<std::string> bytes;
+  for (const auto& path : figures.readable) bytes.push_back(read_file(path));
+  const auto one_thread_rate = [&](int target_side, const Preprocessing& resize) {
+    const auto decode_all = [&] {
+      for (const auto& file : bytes)
+        (void)resize_for_model(decode_image(file, "benchmark image", limits, target_side), resize);
+    };
+    return static_cast<double>(bytes.size()) / time_per_run(decode_all, options_.seconds, 1);
+  };
+  const int target_side = std::min(pre.width, pre.height);
+  Preprocessing area = pre;
+  area.shrink = ShrinkFilter::Area;
+  figures.full_size_1_thread = one_thread_rate(0, pre);
+  figures.reduced_1_thread = one_thread_rate(target_side, pre);
+  figures.reduced_area_1_thread = one_thread_rate(target_side, area);
+  return figures;
+}
+
+int64_t BenchmarkRun::trace() {
+  if (int8_ || traced_yet_) return 0;
+  spdlog::info("tracing and optimising the model");
+  constexpr int64_t kTraceBatch = 2;
+  traced_ = trace_model(bundle_.model, bundle_.preprocessing, kTraceBatch);
+  frozen_ = optimize_traced_model(traced_, {.freeze = true, .optimize_for_inference = false});
+  optimized_ = optimize_traced_model(traced_, {});
+  traced_yet_ = true;
+  return count_macs(traced_, kTraceBatch).macs_per_image;
+}
+
+std::vector<Variant> BenchmarkRun::variants() {
+  if (int8_)
+    return {{"int8, 1 thread", 1, eager(), false},
+            {std::string(kInt8Variant), threads_, eager(), true}};
+  const Forward eager_autograd = [this](const torch::Tensor& x) {
+    (void)bundle_.model->forward(x);
+  };
+  const Forward eager_channels_last = [this](const torch::Tensor& x) {
+    eager()(x.contiguous(torch::MemoryFormat::ChannelsLast));
+  };
+  using Needs = Variant::Needs;
+  return {
+      {"eager, autograd, 1 thread (LibTorch defaults)", 1, eager_autograd, false},
+      {"eager, autograd", threads_, eager_autograd, false},
+      {"eager (inference mode)", threads_, eager(), true},
+      {"eager, channels-last", threads_, eager_channels_last, false, Needs::ChannelsLast},
+      {"traced TorchScript", threads_, run_graph(traced_), false, Needs::TracedGraphs},
+      {"frozen (conv+BN folded)", threads_, run_graph(frozen_), false, Needs::TracedGraphs},
+      {"optimized, 1 thread", 1, run_graph(optimized_), false, Needs::TracedGraphs},
+      {"optimized (frozen + optimize_for_inference)", threads_, run_graph(optimized_), true,
+       Needs::TracedGraphs},
+  };
+}
+
+ForwardFigures BenchmarkRun::measure_forward_passes() {
+  ForwardFigures figures;
+  // Eager variants come before tracing, which turns off the parameters' gradients.
+  for (const Variant& variant : variants()) {
+    if (!variant.always && !options_.all_variants) continue;
+    if (variant.needs == Variant::Needs::TracedGraphs && !traced_yet_)
+      figures.macs_per_image = trace();
+    std::optional<ChannelsLastScope> channels_last;
+    if (variant.needs == Variant::Needs::ChannelsLast) channels_last.emplace(*bundle_.model);
+    const ThreadCountScope threads(variant.threads);
+    spdlog::info("forward pass: {}", variant.name);
+    for (int batch : options_.batch_sizes) {
+      const torch::Tensor input = images_.narrow(0, 0, batch).contiguous();
+      const double per_run =
+          time_per_run([&] { variant.forward(input); }, options_.seconds, options_.min_iterations);
+      figures.measurements.push_back({.variant = variant.name,
+                                      .threads = variant.threads,
+                                      .batch_size = batch,
+                                      .images_per_second = batch / per_run});
+    }
+  }
+  if (!traced_yet_ && !int8_) figures.macs_per_image = trace();
+  return figures;
+}
+
+std::vector<LatencyMeasurement> BenchmarkRun::measure_latencies() const {
+  const torch::Tensor one = images_.narrow(0, 0, 1).contiguous();
+  std::vector<LatencyMeasurement> latencies;
+  if (!int8_)
+    latencies.push_back(measure_latency("eager (inference mode)", eager(), one, options_.seconds,
+                                        options_.latency_runs));
+  latencies.push_back(measure_latency(int8_ ? "int8" : "optimized", fastest(), one,
+                                      options_.seconds, options_.latency_runs));
+  return latencies;
+}
+
+EndToEndFigures BenchmarkRun::measure_end_to_end(const std::vector<fs::path>& paths) const {
+  const int batch = options_.end_to_end_batch;
+  std::vector<fs::path> stream;  // enough batches for the overlap to settle
+  const size_t stream_size = std::max(paths.size(), static_cast<size_t>(batch) * 8);
+  for (size_t i = 0; i < stream_size; ++i) stream.push_back(paths[i % paths.size()]);
+  spdlog::info("end to end: {} images, batch {}", stream.size(), batch);
+  const Forward forward = fastest();
+  const double fastest_rate = batch / time_per_run([&] { forward(images_.narrow(0, 0, batch)); },
+                                                   options_.seconds, options_.min_iterations);
+  EndToEndFigures figures;
+  const Clock::time_point start = Clock::now();
+  do {  // best of several passes: the machine is shared and noisy
+    figures.images_per_second =
+        std::max(figures.images_per_second, end_to_end_rate(predictor_, stream, batch, threads_));
+  } while (seconds_since(start) < options_.seconds);
+  std::vector<cv::Mat> decoded =
+      load_resized_images(std::vector<fs::path>(stream.begin(), stream.begin() + batch),
+                          bundle_.preprocessing, ImageLimits{}, pool_)
+          .images;
+  std::erase_if(decoded, [](const cv::Mat& image) { return image.empty(); });
+  figures.predictor_forward_images_per_second =
+      static_cast<double>(decoded.size()) / time_per_run([&] { (void)predictor_.predict(decoded); },
+                                                         options_.seconds, options_.min_iterations);
+  figures.ratio = figures.images_per_second / fastest_rate;
+  return figures;
 }
 
 }  // namespace
@@ -256,224 +551,37 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
       options.end_to_end_batch < 1)
     fail("batch sizes must be at least 1");
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
-  BenchmarkResult result;
-  result.model = options.model.string();
-  result.threads = threads;
-  result.cpu = cpu_name();
-  if (const char* policy = std::getenv("OMP_WAIT_POLICY")) result.omp_wait_policy = policy;
-
+  const ThreadCountScope thread_count(threads);  // what it measures: bench runs at these threads
   // The Predictor first: it is what predict and serve run, and it validates the file.
-  torch::set_num_threads(threads);  // what it measures: bench sets the threads it runs at
-  const Predictor predictor(options.model);
-  ModelBundle bundle = load_model_file(options.model);
-  bundle.model->eval();
-  const Preprocessing& pre = bundle.preprocessing;
-  const TaskSpec spec = bundle.model->spec();
-  result.architecture =
-      bundle.model->architecture()["backbone"].value("architecture", std::string("torchscript"));
-  result.input_width = pre.width;
-  result.input_height = pre.height;
-  result.model_file_bytes = static_cast<int64_t>(fs::file_size(options.model));
-  for (const auto& parameter : bundle.model->parameters()) result.parameters += parameter.numel();
-  result.predictor_optimized = predictor.optimized();
-  const bool int8 = is_quantized(bundle.model->backbone());
-  result.precision = int8 ? "int8" : "fp32";
+  BenchmarkRun run(options, threads);
+  BenchmarkResult result = run.description();
 
-  spdlog::info("measuring the CPU's matrix-multiply peak ({} threads)", threads);
-  result.peak_gflops = measure_matmul_gflops(options.matmul_size, options.seconds);
+  spdlog::info("measuring the CPU's convolution peak ({} threads)", threads);
+  result.peak_gflops = measure_convolution_gflops(options.seconds);
 
-  // ---- decoding
-  std::unique_ptr<SyntheticImages> synthetic;
-  std::vector<fs::path> paths;
-  if (options.images_dir.empty()) {
-    synthetic = std::make_unique<SyntheticImages>(options.synthetic_images, options.synthetic_width,
-                                                  options.synthetic_height);
-    paths = synthetic->paths();
-    result.images_source =
-        fmt::format("synthetic {}x{} JPEGs", options.synthetic_width, options.synthetic_height);
-  } else {
-    paths = image_files(options.images_dir, options.synthetic_images);
-    result.images_source = options.images_dir.string();
-  }
-  ThreadPool pool(threads);
-  const ImageLimits limits;
-  spdlog::info("decoding {} images from {}", paths.size(), result.images_source);
-  {
-    const LoadedImages first = load_resized_images(paths, pre, limits, pool);
-    if (first.failed.size() == paths.size())
-      fail("none of the images could be decoded; first error: {}", first.errors.front());
-    std::vector<fs::path> readable;
-    for (size_t i = 0, f = 0; i < paths.size(); ++i) {
-      if (f < first.failed.size() && first.failed[f] == i) {
-        spdlog::warn("skipping an image that does not decode: {}", first.errors[f]);
-        ++f;
-      } else {
-        readable.push_back(paths[i]);
-      }
-    }
-    paths = std::move(readable);
-  }
-  result.decode_files = static_cast<int>(paths.size());
-  const double decode_pass = time_per_run(
-      [&] {
-        const LoadedImages loaded = load_resized_images(paths, pre, limits, pool);
-        (void)make_input_batch(loaded.images, pre);
-      },
-      options.seconds, 1);
-  result.decode_images_per_second = static_cast<double>(paths.size()) / decode_pass;
-  {
-    std::vector<std::string> bytes;
-    for (const auto& path : paths) bytes.push_back(read_file(path));
-    const auto rate = [&](int target_side, const Preprocessing& resize) {
-      const auto decode_all = [&] {
-        for (const auto& file : bytes) {
-          (void)resize_for_model(decode_image(file, "benchmark image", limits, target_side),
-                                 resize);
-        }
-      };
-      return static_cast<double>(bytes.size()) / time_per_run(decode_all, options.seconds, 1);
-    };
-    const int target_side = std::min(pre.width, pre.height);
-    Preprocessing area = pre;
-    area.shrink = ShrinkFilter::Area;
-    result.decode_full_size_images_per_second_1_thread = rate(0, pre);
-    result.decode_reduced_images_per_second_1_thread = rate(target_side, pre);
-    result.decode_reduced_area_images_per_second_1_thread = rate(target_side, area);
-  }
+  const DecodeFigures decode = run.measure_decoding();
+  result.images_source = decode.source;
+  result.decode_files = static_cast<int>(decode.readable.size());
+  result.decode_images_per_second = decode.images_per_second;
+  result.decode_full_size_images_per_second_1_thread = decode.full_size_1_thread;
+  result.decode_reduced_images_per_second_1_thread = decode.reduced_1_thread;
+  result.decode_reduced_area_images_per_second_1_thread = decode.reduced_area_1_thread;
 
-  // ---- the forward pass, one optimisation at a time
-  const int64_t trace_batch = 2;
-  auto generator = at::detail::createCPUGenerator(/*seed_val=*/3);
-  const int largest_batch =
-      std::max(options.end_to_end_batch,
-               *std::max_element(options.batch_sizes.begin(), options.batch_sizes.end()));
-  const torch::Tensor images =
-      at::randn({largest_batch, 3, pre.height, pre.width}, generator, torch::kFloat);
-  // Eager variants before tracing: tracing turns off the parameters' gradients.
-  using Forward = std::function<void(const torch::Tensor&)>;
-  // What a variant needs before it runs: the traced graphs, or its weights in channels-last.
-  enum class Needs { Nothing, TracedGraphs, ChannelsLast };
-  struct Variant {
-    std::string name;  // for people: tables and JSON
-    int threads;
-    Forward forward;
-    bool always;  // measured even without all_variants
-    Needs needs = Needs::Nothing;
-  };
-  const Forward eager_autograd = [&](const torch::Tensor& x) { (void)bundle.model->forward(x); };
-  const Forward eager = [&](const torch::Tensor& x) {
-    torch::InferenceMode guard;
-    (void)head_probabilities(spec, bundle.model->forward(x));
-  };
-  const Forward eager_channels_last = [&](const torch::Tensor& x) {
-    torch::InferenceMode guard;
-    (void)head_probabilities(
-        spec, bundle.model->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)));
-  };
-  spdlog::info("tracing and optimising the model");
-  torch::jit::Module traced;
-  torch::jit::Module frozen;
-  torch::jit::Module optimized;
-  const auto trace_all = [&] {
-    if (int8) return;  // an int8 model runs its fused int8 operators: there is nothing to trace
-    traced = trace_model(bundle.model, pre, trace_batch);
-    frozen = optimize_traced_model(traced, {.freeze = true, .optimize_for_inference = false});
-    optimized = optimize_traced_model(traced, {});
-    const MacCount macs = count_macs(traced, trace_batch);
-    result.macs_per_image = macs.macs_per_image;
-    result.flops_per_image = 2.0 * static_cast<double>(macs.macs_per_image);
-  };
-  const auto run_graph = [&](torch::jit::Module& module) {
-    return [&](const torch::Tensor& x) {
-      torch::InferenceMode guard;
-      (void)run_traced_model(module, spec, x);
-    };
-  };
-  const std::vector<Variant> fp32_variants{
-      {"eager, autograd, 1 thread (LibTorch defaults)", 1, eager_autograd, false},
-      {"eager, autograd", threads, eager_autograd, false},
-      {"eager (inference mode)", threads, eager, true},
-      {"eager, channels-last", threads, eager_channels_last, false, Needs::ChannelsLast},
-      {"traced TorchScript", threads, run_graph(traced), false, Needs::TracedGraphs},
-      {"frozen (conv+BN folded)", threads, run_graph(frozen), false, Needs::TracedGraphs},
-      {"optimized, 1 thread", 1, run_graph(optimized), false, Needs::TracedGraphs},
-      {"optimized (frozen + optimize_for_inference)", threads, run_graph(optimized), true,
-       Needs::TracedGraphs},
-  };
-  const std::vector<Variant> int8_variants{
-      {"int8, 1 thread", 1, eager, false},
-      {std::string(kInt8Variant), threads, eager, true},
-  };
-  const std::vector<Variant>& variants = int8 ? int8_variants : fp32_variants;
-  const Forward fastest = int8 ? eager : run_graph(optimized);
-  result.fastest_variant = variants.back().name;
-  bool traced_yet = false;
-  for (const auto& variant : variants) {
-    if (!variant.always && !options.all_variants) continue;
-    if (!traced_yet && variant.needs == Needs::TracedGraphs) {
-      trace_all();
-      traced_yet = true;
-    }
-    if (variant.needs == Needs::ChannelsLast)
-      set_memory_format(*bundle.model, torch::MemoryFormat::ChannelsLast);
-    torch::set_num_threads(variant.threads);
-    spdlog::info("forward pass: {}", variant.name);
-    for (int batch : options.batch_sizes) {
-      const torch::Tensor input = images.narrow(0, 0, batch).contiguous();
-      const double per_run =
-          time_per_run([&] { variant.forward(input); }, options.seconds, options.min_iterations);
-      result.forward.push_back({.variant = variant.name,
-                                .threads = variant.threads,
-                                .batch_size = batch,
-                                .images_per_second = batch / per_run});
-    }
-    if (variant.needs == Needs::ChannelsLast)
-      set_memory_format(*bundle.model, torch::MemoryFormat::Contiguous);
-  }
-  torch::set_num_threads(threads);
-  if (!traced_yet) trace_all();
+  const ForwardFigures forward = run.measure_forward_passes();
+  result.forward = forward.measurements;
+  result.fastest_variant = result.forward.back().variant;
+  result.macs_per_image = forward.macs_per_image;
+  result.flops_per_image = 2.0 * static_cast<double>(forward.macs_per_image);
   for (auto& m : result.forward)
     m.fraction_of_peak = result.flops_per_image * m.images_per_second / (result.peak_gflops * 1e9);
 
-  // ---- latency at batch 1
-  const torch::Tensor one = images.narrow(0, 0, 1).contiguous();
-  if (!int8)
-    result.latency.push_back(measure_latency("eager (inference mode)", eager, one, options.seconds,
-                                             options.latency_runs));
-  result.latency.push_back(measure_latency(int8 ? "int8" : "optimized", fastest, one,
-                                           options.seconds, options.latency_runs));
+  result.latency = run.measure_latencies();
 
-  // ---- end to end, through the Predictor as predict runs it
+  const EndToEndFigures end_to_end = run.measure_end_to_end(decode.readable);
   result.end_to_end_batch = options.end_to_end_batch;
-  std::vector<fs::path> stream;  // enough batches for the overlap to settle
-  const size_t stream_size =
-      std::max(paths.size(), static_cast<size_t>(options.end_to_end_batch) * 8);
-  for (size_t i = 0; i < stream_size; ++i) stream.push_back(paths[i % paths.size()]);
-  spdlog::info("end to end: {} images, batch {}", stream.size(), options.end_to_end_batch);
-  const double optimized_seconds =
-      time_per_run([&] { fastest(images.narrow(0, 0, options.end_to_end_batch)); }, options.seconds,
-                   options.min_iterations);
-  const double optimized_rate = options.end_to_end_batch / optimized_seconds;
-  result.end_to_end_images_per_second = 0;
-  const Clock::time_point start = Clock::now();
-  do {  // best of several passes: the machine is shared and noisy
-    result.end_to_end_images_per_second =
-        std::max(result.end_to_end_images_per_second,
-                 measure_end_to_end(predictor, stream, options.end_to_end_batch, threads));
-  } while (seconds_since(start) < options.seconds);
-  {
-    std::vector<cv::Mat> decoded =
-        load_resized_images(
-            std::vector<fs::path>(stream.begin(), stream.begin() + options.end_to_end_batch), pre,
-            limits, pool)
-            .images;
-    std::erase_if(decoded, [](const cv::Mat& image) { return image.empty(); });
-    result.predictor_forward_images_per_second =
-        static_cast<double>(decoded.size()) /
-        time_per_run([&] { (void)predictor.predict(decoded); }, options.seconds,
-                     options.min_iterations);
-  }
-  result.end_to_end_ratio = result.end_to_end_images_per_second / optimized_rate;
+  result.end_to_end_images_per_second = end_to_end.images_per_second;
+  result.predictor_forward_images_per_second = end_to_end.predictor_forward_images_per_second;
+  result.end_to_end_ratio = end_to_end.ratio;
   result.peak_rss_bytes = peak_rss_bytes();
   return result;
 }
@@ -481,12 +589,15 @@ BenchmarkResult run_benchmark(const BenchmarkOptions& options) {
 std::string benchmark_description(const BenchmarkResult& r) {
   return fmt::format(
       "model {} ({}, {}x{} input, {} parameters, {:.2f} MB on disk)\n"
-      "{} threads on {} (OMP_WAIT_POLICY {}); matrix-multiply peak {:.1f} GFLOP/s\n"
-      "{:.1f} MFLOPs per image ({:.1f} M multiply-accumulates, counted from the traced graph)\n",
+      "{} threads on {} (OMP_WAIT_POLICY {}); fp32 convolution peak (oneDNN) {:.1f} GFLOP/s\n{}",
       r.model, r.architecture, r.input_width, r.input_height, r.parameters,
       r.model_file_bytes / 1e6, r.threads, r.cpu,
       r.omp_wait_policy.empty() ? "unset" : r.omp_wait_policy, r.peak_gflops,
-      r.flops_per_image / 1e6, r.macs_per_image / 1e6);
+      r.macs_per_image > 0
+          ? fmt::format("{:.1f} MFLOPs per image ({:.1f} M multiply-accumulates, counted from "
+                        "the traced graph)\n",
+                        r.flops_per_image / 1e6, r.macs_per_image / 1e6)
+          : std::string("FLOPs not counted (an int8 model is not traced)\n"));
 }
 
 std::vector<BenchmarkTable> benchmark_tables(const BenchmarkResult& r) {
@@ -500,7 +611,7 @@ std::vector<BenchmarkTable> benchmark_tables(const BenchmarkResult& r) {
   }
   BenchmarkTable forward{{"forward pass, images/s"}, {}};
   for (int batch : batches) forward.headers.push_back(fmt::format("batch {}", batch));
-  forward.headers.push_back("best % of peak");
+  forward.headers.push_back("best % of peak");  // of the fp32 convolution peak
   for (const auto& variant : variant_order) {
     std::vector<std::string> row{variant};
     double best_fraction = 0;
@@ -514,7 +625,7 @@ std::vector<BenchmarkTable> benchmark_tables(const BenchmarkResult& r) {
       }
       row.push_back(cell);
     }
-    row.push_back(fmt::format("{:.1f}%", 100 * best_fraction));
+    row.push_back(r.flops_per_image > 0 ? fmt::format("{:.1f}%", 100 * best_fraction) : "-");
     forward.rows.push_back(std::move(row));
   }
 

@@ -1,6 +1,6 @@
 // `garmentnet bench`: how fast a model file runs on this machine, stage by stage: image decoding,
 // the model's forward pass under each inference optimisation (so every gain shows), latency,
-// end-to-end prediction, memory, size and FLOPs against the CPU's measured matrix-multiply peak.
+// end-to-end prediction, memory, size and FLOPs against the CPU's measured convolution peak.
 // docs/benchmarks.md explains the figures and holds the table for the built-in models.
 #pragma once
 
@@ -19,13 +19,12 @@ struct BenchmarkOptions {
   int synthetic_width = 217;         // their size: the original garment photos' (301 high)
   int synthetic_height = 301;
   std::vector<int> batch_sizes{1, 8, 32, 64};  // forward-pass batch sizes
-  int end_to_end_batch = 64;   // batch size of the end-to-end (decode + model) measurement
-  double seconds = 1.0;        // minimum time spent on each measurement
-  int min_iterations = 3;      // minimum timed repetitions of each measurement
-  int latency_runs = 100;      // minimum timed batch-1 passes for the p50/p99 latency
-  bool all_variants = true;    // every optimisation step; false = eager and optimised only
-  int threads = 0;             // threads for decoding and the model, 0 = all cores
-  int64_t matmul_size = 2048;  // side of the square matrices timed for the CPU's peak
+  int end_to_end_batch = 64;  // batch size of the end-to-end (decode + model) measurement
+  double seconds = 1.0;       // minimum time spent on each measurement
+  int min_iterations = 3;     // minimum timed repetitions of each measurement
+  int latency_runs = 100;     // minimum timed batch-1 passes for the p50/p99 latency
+  bool all_variants = true;   // every optimisation step; false = eager and optimised only
+  int threads = 0;            // threads for decoding and the model, 0 = all cores
 };
 
 // One forward-pass measurement.
@@ -34,7 +33,7 @@ struct ForwardMeasurement {
   int threads = 0;
   int batch_size = 0;
   double images_per_second = 0;
-  double fraction_of_peak = 0;  // achieved FLOP/s over the measured matrix-multiply peak
+  double fraction_of_peak = 0;  // achieved FLOP/s over peak_gflops (0: FLOPs not counted)
 };
 
 struct LatencyMeasurement {
@@ -61,9 +60,11 @@ struct BenchmarkResult {
   int64_t parameters = 0;
   int64_t macs_per_image = 0;  // multiply-accumulates per image (counted from the traced graph)
   double flops_per_image = 0;  // 2 × macs_per_image
-  double peak_gflops = 0;      // measured float32 matrix-multiply throughput, `threads` threads
-  std::string images_source;   // the images folder or "synthetic W×H JPEGs"
-  int decode_files = 0;        // images decoded per pass
+  // Measured float32 throughput of oneDNN's convolutions (the engine the models' convolutions
+  // run on: a matrix product would measure OpenBLAS), `threads` threads.
+  double peak_gflops = 0;
+  std::string images_source;            // the images folder or "synthetic W×H JPEGs"
+  int decode_files = 0;                 // images decoded per pass
   double decode_images_per_second = 0;  // read + decode + resize + normalise, `threads` threads
   // One thread, from memory: the JPEG decoded at full size vs reduced (1/2, 1/4, 1/8) to no less
   // than the input size, then resized. Equal when the source is not much larger than the input.

@@ -149,7 +149,6 @@ std::optional<BenchmarkResult> measure_speed(const EvaluateOptions& options) {
   bench.min_iterations = 1;
   bench.all_variants = false;
   bench.threads = options.threads;
-  bench.matmul_size = 1024;  // enough for the peak; the default 2048 takes seconds on small CPUs
   try {
     return run_benchmark(bench);
   } catch (const InputError& error) {

@@ -1,5 +1,6 @@
 // The optimised inference path (traced, frozen, optimize_for_inference TorchScript graph) against
 // the eager model, its fallback, FLOP counting, and `garmentnet bench`.
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "infer/benchmark.h"
 #include "infer/predictor.h"
 #include "infer/torchscript_export.h"
@@ -121,9 +123,12 @@ TEST(Benchmark, ReportsEveryFigure) {
   options.end_to_end_batch = 4;
   options.seconds = 0.02;
   options.min_iterations = 1;
-  options.matmul_size = 256;
   options.latency_runs = 20;
+  options.threads = 2;
+  at::set_num_threads(1);
   const BenchmarkResult result = run_benchmark(options);
+  EXPECT_EQ(at::get_num_threads(), 1) << "the caller's thread count is restored";
+  at::set_num_threads(default_thread_count());
   const nlohmann::json json = result.to_json();
 
   EXPECT_EQ(json["architecture"], "small_cnn");
