@@ -1,0 +1,42 @@
+# Fails when a source includes a layer above its own, or LibTorch in a layer that must stay free of
+# it (docs/architecture.md, "Layers"). Run by every build (before the library compiles) and by a
+# test: cmake -DSOURCE_DIR=<repository>/src -P cmake/check_layers.cmake
+cmake_minimum_required(VERSION 3.20)
+if(NOT SOURCE_DIR)
+  message(FATAL_ERROR "check_layers.cmake needs -DSOURCE_DIR=<the src folder>")
+endif()
+
+# Per layer, the layers it may include (its own and those below it); cli may include any.
+set(may_include_core core)
+set(may_include_data core data)
+set(may_include_eval core data eval)
+set(may_include_model core data eval model)
+set(may_include_train core data eval model train)
+set(may_include_infer core data eval model infer)
+set(may_include_serve core data eval model infer serve)
+set(torch_free_layers core data eval)
+
+set(problems "")
+foreach(layer core data eval model train infer serve)
+  file(GLOB files "${SOURCE_DIR}/${layer}/*.cpp" "${SOURCE_DIR}/${layer}/*.h")
+  string(JOIN ", " allowed ${may_include_${layer}})
+  foreach(file IN LISTS files)
+    file(STRINGS "${file}" includes REGEX "^[ \t]*#[ \t]*include")
+    file(RELATIVE_PATH name "${SOURCE_DIR}" "${file}")
+    foreach(line IN LISTS includes)
+      if(line MATCHES "#[ \t]*include[ \t]*\"([a-z_]+)/")
+        if(NOT CMAKE_MATCH_1 IN_LIST may_include_${layer})
+          list(APPEND problems "src/${name}: ${line} (layer ${layer} may include only ${allowed})")
+        endif()
+      endif()
+      if(layer IN_LIST torch_free_layers AND line MATCHES "#[ \t]*include[ \t]*<(torch|ATen|c10|caffe2)/")
+        list(APPEND problems "src/${name}: ${line} (layer ${layer} is free of LibTorch)")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+
+if(problems)
+  list(JOIN problems "\n  " text)
+  message(FATAL_ERROR "includes against the layers of docs/architecture.md:\n  ${text}")
+endif()
