@@ -71,6 +71,12 @@ constexpr std::array<std::pair<StepKind, std::string_view>, 4> kStepNames{
      {StepKind::MaxPool, "max_pool"},
      {StepKind::GlobalPool, "global_average_pool"}}};
 
+std::string_view step_name(StepKind kind) {
+  for (const auto& [k, name] : kStepNames)
+    if (k == kind) return name;
+  return "";
+}
+
 // One step of the program. Values are numbered: 0 is the input images, each step writes one.
 struct Step {
   StepKind kind = StepKind::Conv;
@@ -83,10 +89,7 @@ struct Step {
   at::Tensor weight, bias;  // conv, fp32 with batch norm folded in (calibration only)
 
   nlohmann::json to_json() const {
-    std::string_view name;
-    for (const auto& [k, n] : kStepNames)
-      if (k == kind) name = n;
-    nlohmann::json json{{"op", name}, {"inputs", inputs}, {"output", output}};
+    nlohmann::json json{{"op", step_name(kind)}, {"inputs", inputs}, {"output", output}};
     if (kind == StepKind::Conv || kind == StepKind::Add)
       json["activation"] = activation_name(activation);
     if (kind == StepKind::Conv) {
@@ -398,8 +401,7 @@ Activation activation_of(const Program& program, int value) {
 // A step as people read it in a log: "step 34 (conv 1x1 96→576)".
 std::string describe(const Program& program, size_t index) {
   const Step& step = program.steps[index];
-  if (step.kind != StepKind::Conv)
-    return fmt::format("step {} ({})", index, step.to_json()["op"].get<std::string>());
+  if (step.kind != StepKind::Conv) return fmt::format("step {} ({})", index, step_name(step.kind));
   const IntList& shape = step.weight_shape;
   return fmt::format("step {} (conv {}x{} {}→{}{})", index, shape[2], shape[3],
                      shape[1] * step.groups, shape[0],
@@ -542,7 +544,11 @@ class Int8Operations : public StepOperations {
       kernel->packed = pack_conv(program.steps[conv.step], kernel->weight, kernel->bias);
       convs_[conv.step] = std::move(kernel);
     }
-    if (const char* step = std::getenv("GARMENTNET_TEST_FAIL_INT8_STEP")) failing_step_ = step;
+    if (const char* step = std::getenv("GARMENTNET_TEST_FAIL_INT8_STEP")) {
+      char* end = nullptr;
+      const long long index = std::strtoll(step, &end, 10);
+      if (end != step && *end == '\0') failing_step_ = index;
+    }
   }
 
   // The weights packed for every input shape, in program order (for TorchScript export).
@@ -608,7 +614,7 @@ class Int8Operations : public StepOperations {
     const auto [scale, zero] = qparams_[size_t(program_.steps[i].output)];
     if (!fp32_[i].load()) {
       try {
-        TORCH_CHECK(failing_step_ != std::to_string(i),
+        TORCH_CHECK(failing_step_ != int64_t(i),
                     "failure injected by GARMENTNET_TEST_FAIL_INT8_STEP");
         return int8(scale, zero);
       } catch (const std::bad_alloc&) {
@@ -664,7 +670,7 @@ class Int8Operations : public StepOperations {
   std::vector<std::pair<double, int64_t>> qparams_;  // scale, zero point of each value
   std::vector<std::atomic<bool>> fp32_;              // per step: int8 failed, runs in fp32
   std::vector<std::unique_ptr<ConvKernel>> convs_;   // per step: null unless a convolution
-  std::string failing_step_;                         // a test's injected failure
+  int64_t failing_step_ = -1;                        // a test's injected failure (-1: none)
   AddOp add_ = add_op("quantized::add");
   AddOp add_relu_ = add_op("quantized::add_relu");
 };
