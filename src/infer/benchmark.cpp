@@ -332,9 +332,10 @@ class BenchmarkRun {
       (void)run_traced_model(module, bundle_.model->spec(), x);
     };
   }
-  // Traces the fp32 model and optimises the graph (an int8 model runs its fused int8 operators:
-  // there is nothing to trace); returns the multiply-accumulates per image.
-  int64_t trace();
+  // Traces the fp32 model and optimises the graph, once (an int8 model runs its fused int8
+  // operators: there is nothing to trace).
+  void trace();
+  static constexpr int64_t kTraceBatch = 2;
 
   const BenchmarkOptions& options_;
   const int threads_;
@@ -399,15 +400,13 @@ DecodeFigures BenchmarkRun::measure_decoding() {
   return figures;
 }
 
-int64_t BenchmarkRun::trace() {
-  if (int8_ || traced_yet_) return 0;
+void BenchmarkRun::trace() {
+  if (traced_yet_) return;
   spdlog::info("tracing and optimising the model");
-  constexpr int64_t kTraceBatch = 2;
   traced_ = trace_model(bundle_.model, bundle_.preprocessing, kTraceBatch);
   frozen_ = optimize_traced_model(traced_, {.freeze = true, .optimize_for_inference = false});
   optimized_ = optimize_traced_model(traced_, {});
   traced_yet_ = true;
-  return count_macs(traced_, kTraceBatch).macs_per_image;
 }
 
 std::vector<Variant> BenchmarkRun::variants() {
@@ -439,8 +438,7 @@ ForwardFigures BenchmarkRun::measure_forward_passes() {
   // Eager variants come before tracing, which turns off the parameters' gradients.
   for (const Variant& variant : variants()) {
     if (!variant.always && !options_.all_variants) continue;
-    if (variant.needs == Variant::Needs::TracedGraphs && !traced_yet_)
-      figures.macs_per_image = trace();
+    if (variant.needs == Variant::Needs::TracedGraphs) trace();
     std::optional<ChannelsLastScope> channels_last;
     if (variant.needs == Variant::Needs::ChannelsLast) channels_last.emplace(*bundle_.model);
     const ThreadCountScope threads(variant.threads);
@@ -455,7 +453,10 @@ ForwardFigures BenchmarkRun::measure_forward_passes() {
                                       .images_per_second = batch / per_run});
     }
   }
-  if (!traced_yet_ && !int8_) figures.macs_per_image = trace();
+  if (!int8_) {
+    trace();
+    figures.macs_per_image = count_macs(traced_, kTraceBatch).macs_per_image;
+  }
   return figures;
 }
 
