@@ -315,99 +315,97 @@ std::string explore_summary_text(const ExploreResult& r) {
   return text;
 }
 
-void write_explore_report(const ExploreResult& r, const fs::path& out_dir) {
-  const TableSummary& s = r.train;
-  HtmlReport report("garmentnet explore: " + r.data_dir.string());
-  ChartWriter charts(out_dir, report);
+namespace {
 
-  report.section("Overview");
-  report.paragraph(fmt::format(
-      "Dataset folder {}, images in {}. Every count below is over the rows of data.parquet left "
-      "after removing exact duplicate rows.",
-      r.data_dir.string(), r.images_dir.string()));
-  report.key_values(overview_rows(r, kListedInReport, false));
+// The category counts, with the shares of training and test side by side when there is a test set.
+void add_category_section(const ExploreResult& r, HtmlReport& report, ChartWriter& charts) {
+  const TableSummary& s = r.train;
+  if (s.categories.empty()) return;
+  report.section("Categories (" + s.category_column + ")");
+  BarChart counts;
+  counts.style = style("Rows per category", "", "rows");
+  counts.categories = names(s.categories);
+  counts.values = {values(s.categories)};
+  charts.add("categories", counts, write_bar_chart);
+  if (r.test) {
+    BarChart shares;
+    shares.style = style("Share of each category: training vs test", "", "% of rows");
+    shares.categories = names(s.categories);
+    shares.series_names = {"data.parquet", "test_labels.parquet"};
+    shares.values.resize(2);
+    for (size_t c = 0; c < s.categories.size(); ++c) {
+      shares.values[0].push_back(percent(s.categories[c].count, s.rows_after_deduplication));
+      shares.values[1].push_back(
+          c < r.test->categories.size()
+              ? percent(r.test->categories[c].count, r.test->rows_after_deduplication)
+              : 0.0);
+    }
+    shares.value_decimals = 1;
+    charts.add("categories_train_vs_test", shares, write_bar_chart);
+  }
+  report.table(category_headers(r), category_rows(r));
+}
+
+// Tag counts (shares against the test set when there is one), tags per image, co-occurrence and
+// tags by category.
+void add_tag_section(const ExploreResult& r, HtmlReport& report, ChartWriter& charts) {
+  const TableSummary& s = r.train;
+  if (s.tags.empty()) return;
+  report.section("Tags");
+  BarChart counts;
+  counts.style = style("Rows per tag", "", "rows");
+  counts.categories = s.tags;
+  counts.values = {std::vector<double>(s.tag_counts.begin(), s.tag_counts.end())};
+  if (r.test) {
+    counts.style.title = "Share of rows with each tag: training vs test";
+    counts.style.y_label = "% of rows";
+    counts.series_names = {"data.parquet", "test_labels.parquet"};
+    counts.values.assign(2, {});
+    for (size_t t = 0; t < s.tags.size(); ++t) {
+      counts.values[0].push_back(percent(s.tag_counts[t], s.rows_after_deduplication));
+      counts.values[1].push_back(
+          t < r.test->tag_counts.size()
+              ? percent(r.test->tag_counts[t], r.test->rows_after_deduplication)
+              : 0.0);
+    }
+    counts.value_decimals = 1;
+  }
+  charts.add("tags", counts, write_bar_chart);
+  report.table(tag_headers(s), tag_rows(s));
+
+  report.subsection("Tags per image");
+  BarChart per_row;
+  per_row.style = style("Number of tags per image", "tags set", "rows", 600, 400);
+  for (size_t k = 0; k < s.tags_per_row.size(); ++k) {
+    per_row.categories.push_back(std::to_string(k));
+  }
+  per_row.values = {std::vector<double>(s.tags_per_row.begin(), s.tags_per_row.end())};
+  charts.add("tags_per_image", per_row, write_bar_chart);
+
+  report.subsection("Tag co-occurrence");
+  Heatmap cooccurrence;
+  cooccurrence.style = style("Rows with both tags (diagonal: rows with the tag)", "", "", 600, 500);
+  cooccurrence.row_labels = s.tags;
+  cooccurrence.column_labels = s.tags;
+  cooccurrence.values = to_double(s.tag_cooccurrence);
+  charts.add("tag_cooccurrence", cooccurrence, write_heatmap);
 
   if (!s.categories.empty()) {
-    report.section("Categories (" + s.category_column + ")");
-    BarChart counts;
-    counts.style = style("Rows per category", "", "rows");
-    counts.categories = names(s.categories);
-    counts.values = {values(s.categories)};
-    charts.add("categories", counts, write_bar_chart);
-    if (r.test) {
-      BarChart shares;
-      shares.style = style("Share of each category: training vs test", "", "% of rows");
-      shares.categories = names(s.categories);
-      shares.series_names = {"data.parquet", "test_labels.parquet"};
-      shares.values.resize(2);
-      for (size_t c = 0; c < s.categories.size(); ++c) {
-        shares.values[0].push_back(percent(s.categories[c].count, s.rows_after_deduplication));
-        shares.values[1].push_back(
-            c < r.test->categories.size()
-                ? percent(r.test->categories[c].count, r.test->rows_after_deduplication)
-                : 0.0);
-      }
-      shares.value_decimals = 1;
-      charts.add("categories_train_vs_test", shares, write_bar_chart);
-    }
-    report.table(category_headers(r), category_rows(r));
+    report.subsection("Tags by category");
+    Heatmap by_category;
+    by_category.style = style("Rows of each category with each tag", "", "", 700, 500);
+    by_category.row_labels = names(s.categories);
+    by_category.column_labels = s.tags;
+    by_category.values = to_double(s.category_tags);
+    charts.add("category_tags", by_category, write_heatmap);
+    std::vector<std::string> headers = {s.category_column};
+    for (const auto& tag : s.tags) headers.push_back(tag + " (share of category)");
+    report.table(headers, category_tag_rows(s));
   }
+}
 
-  if (!s.tags.empty()) {
-    report.section("Tags");
-    BarChart counts;
-    counts.style = style("Rows per tag", "", "rows");
-    counts.categories = s.tags;
-    counts.values = {std::vector<double>(s.tag_counts.begin(), s.tag_counts.end())};
-    if (r.test) {
-      counts.style.title = "Share of rows with each tag: training vs test";
-      counts.style.y_label = "% of rows";
-      counts.series_names = {"data.parquet", "test_labels.parquet"};
-      counts.values.assign(2, {});
-      for (size_t t = 0; t < s.tags.size(); ++t) {
-        counts.values[0].push_back(percent(s.tag_counts[t], s.rows_after_deduplication));
-        counts.values[1].push_back(
-            t < r.test->tag_counts.size()
-                ? percent(r.test->tag_counts[t], r.test->rows_after_deduplication)
-                : 0.0);
-      }
-      counts.value_decimals = 1;
-    }
-    charts.add("tags", counts, write_bar_chart);
-    report.table(tag_headers(s), tag_rows(s));
-
-    report.subsection("Tags per image");
-    BarChart per_row;
-    per_row.style = style("Number of tags per image", "tags set", "rows", 600, 400);
-    for (size_t k = 0; k < s.tags_per_row.size(); ++k) {
-      per_row.categories.push_back(std::to_string(k));
-    }
-    per_row.values = {std::vector<double>(s.tags_per_row.begin(), s.tags_per_row.end())};
-    charts.add("tags_per_image", per_row, write_bar_chart);
-
-    report.subsection("Tag co-occurrence");
-    Heatmap cooccurrence;
-    cooccurrence.style =
-        style("Rows with both tags (diagonal: rows with the tag)", "", "", 600, 500);
-    cooccurrence.row_labels = s.tags;
-    cooccurrence.column_labels = s.tags;
-    cooccurrence.values = to_double(s.tag_cooccurrence);
-    charts.add("tag_cooccurrence", cooccurrence, write_heatmap);
-
-    if (!s.categories.empty()) {
-      report.subsection("Tags by category");
-      Heatmap by_category;
-      by_category.style = style("Rows of each category with each tag", "", "", 700, 500);
-      by_category.row_labels = names(s.categories);
-      by_category.column_labels = s.tags;
-      by_category.values = to_double(s.category_tags);
-      charts.add("category_tags", by_category, write_heatmap);
-      std::vector<std::string> headers = {s.category_column};
-      for (const auto& tag : s.tags) headers.push_back(tag + " (share of category)");
-      report.table(headers, category_tag_rows(s));
-    }
-  }
-
+// One section per other text column with few values (e.g. colour).
+void add_column_sections(const TableSummary& s, HtmlReport& report, ChartWriter& charts) {
   for (const auto& distribution : s.other_columns) {
     report.section("Column " + distribution.column);
     BarChart chart;
@@ -417,7 +415,10 @@ void write_explore_report(const ExploreResult& r, const fs::path& out_dir) {
     chart.values = {values(distribution.values)};
     charts.add("column_" + file_stem(distribution.column), chart, write_bar_chart);
   }
+}
 
+// Image files: the figures, and size charts when sizes differ.
+void add_image_section(const TableSummary& s, HtmlReport& report, ChartWriter& charts) {
   report.section("Images");
   report.key_values(image_rows(s.images));
   // With one size the table says it all; bars and histograms only when sizes differ.
@@ -438,6 +439,26 @@ void write_explore_report(const ExploreResult& r, const fs::path& out_dir) {
         {"height", std::vector<double>(s.images.heights.begin(), s.images.heights.end())}};
     charts.add("image_dimensions", histogram, write_histogram);
   }
+}
+
+}  // namespace
+
+void write_explore_report(const ExploreResult& r, const fs::path& out_dir) {
+  const TableSummary& s = r.train;
+  HtmlReport report("garmentnet explore: " + r.data_dir.string());
+  ChartWriter charts(out_dir, report);
+
+  report.section("Overview");
+  report.paragraph(fmt::format(
+      "Dataset folder {}, images in {}. Every count below is over the rows of data.parquet left "
+      "after removing exact duplicate rows.",
+      r.data_dir.string(), r.images_dir.string()));
+  report.key_values(overview_rows(r, kListedInReport, false));
+
+  add_category_section(r, report, charts);
+  add_tag_section(r, report, charts);
+  add_column_sections(s, report, charts);
+  add_image_section(s, report, charts);
 
   if (!r.category_samples.empty()) {
     report.section("Sample images by category");
