@@ -206,6 +206,60 @@ std::optional<int64_t> integer_cell(const Column& column, size_t row, const fs::
        column.name, to_display_string(value));
 }
 
+// The row of every id in a predictions table: a null id is refused, and so is a repeated id whose
+// predictions differ.
+std::unordered_map<std::string, size_t> rows_by_id(const Table& table, const Column& id_column,
+                                                   const TaskSpec& spec, const std::string& file) {
+  std::unordered_map<std::string, size_t> row_of_id;
+  std::vector<std::string> conflicting;
+  for (size_t row = 0; row < table.num_rows(); ++row) {
+    if (is_null(id_column.values[row])) {
+      fail("{}: row {}: column '{}' is null; every row needs an id", file, row + 1, spec.id_column);
+    }
+    const std::string id = to_display_string(id_column.values[row]);
+    auto [seen, inserted] = row_of_id.try_emplace(id, row);
+    if (inserted) continue;
+    for (const Column& column : table.columns()) {
+      if (to_display_string(column.values[row]) != to_display_string(column.values[seen->second])) {
+        conflicting.push_back(id);
+        break;
+      }
+    }
+  }
+  if (!conflicting.empty()) {
+    fail("{}: {} id(s) appear more than once with different predictions: {}", file,
+         conflicting.size(), list_some(conflicting));
+  }
+  return row_of_id;
+}
+
+// Refuses predictions that miss a labelled id, and predictions of ids that have no labels.
+void check_ids_match(const LabelledDataset& data, const Column& id_column,
+                     const std::unordered_map<std::string, size_t>& row_of_id,
+                     const EvaluateOptions& options) {
+  std::vector<std::string> only_in_labels;
+  std::unordered_map<std::string, bool> in_labels;
+  for (const auto& id : data.ids) {
+    in_labels[id] = true;
+    if (!row_of_id.count(id)) only_in_labels.push_back(id);
+  }
+  std::vector<std::string> only_in_predictions;
+  for (size_t row = 0; row < id_column.values.size(); ++row) {
+    const std::string id = to_display_string(id_column.values[row]);
+    if (!in_labels.count(id) && row_of_id.at(id) == row) only_in_predictions.push_back(id);
+  }
+  if (!only_in_labels.empty()) {
+    fail("{} id(s) of {} have no row in {}: {}. Predict every labelled id (or remove those labels)",
+         only_in_labels.size(), options.labels.string(), options.predictions.string(),
+         list_some(only_in_labels));
+  }
+  if (!only_in_predictions.empty()) {
+    fail("{} id(s) of {} are not in the labels {}: {}. Score predictions of the labelled ids only",
+         only_in_predictions.size(), options.predictions.string(), options.labels.string(),
+         list_some(only_in_predictions));
+  }
+}
+
 // Scores decisions read from a predictions file: category1/category2 become scores that rank
 // category1 first and category2 second, tags their 0/1 decisions, so the shared metric code
 // gives top-1/top-2 accuracy and P/R/F1 of exactly those decisions.
@@ -245,48 +299,9 @@ void score_predictions_file(EvaluationResult& result, const EvaluateOptions& opt
   if (heads.empty())
     fail("the task spec has neither a softmax nor a multi-label head: nothing to score");
 
-  // The predictions of every id; a repeated id must repeat the same predictions.
-  std::unordered_map<std::string, size_t> row_of_id;
-  std::vector<std::string> conflicting;
-  for (size_t row = 0; row < table.num_rows(); ++row) {
-    if (is_null(id_column.values[row])) {
-      fail("{}: row {}: column '{}' is null; every row needs an id", file.string(), row + 1,
-           spec.id_column);
-    }
-    const std::string id = to_display_string(id_column.values[row]);
-    auto [seen, inserted] = row_of_id.try_emplace(id, row);
-    if (inserted) continue;
-    for (const Column& column : table.columns()) {
-      if (to_display_string(column.values[row]) != to_display_string(column.values[seen->second])) {
-        conflicting.push_back(id);
-        break;
-      }
-    }
-  }
-  if (!conflicting.empty()) {
-    fail("{}: {} id(s) appear more than once with different predictions: {}", file.string(),
-         conflicting.size(), list_some(conflicting));
-  }
-  std::vector<std::string> only_in_labels;
-  std::unordered_map<std::string, bool> in_labels;
-  for (const auto& id : data.ids) {
-    in_labels[id] = true;
-    if (!row_of_id.count(id)) only_in_labels.push_back(id);
-  }
-  std::vector<std::string> only_in_predictions;
-  for (size_t row = 0; row < table.num_rows(); ++row) {
-    const std::string id = to_display_string(id_column.values[row]);
-    if (!in_labels.count(id) && row_of_id.at(id) == row) only_in_predictions.push_back(id);
-  }
-  if (!only_in_labels.empty()) {
-    fail("{} id(s) of {} have no row in {}: {}. Predict every labelled id (or remove those labels)",
-         only_in_labels.size(), options.labels.string(), file.string(), list_some(only_in_labels));
-  }
-  if (!only_in_predictions.empty()) {
-    fail("{} id(s) of {} are not in the labels {}: {}. Score predictions of the labelled ids only",
-         only_in_predictions.size(), file.string(), options.labels.string(),
-         list_some(only_in_predictions));
-  }
+  const std::unordered_map<std::string, size_t> row_of_id =
+      rows_by_id(table, id_column, spec, file.string());
+  check_ids_match(data, id_column, row_of_id, options);
 
   std::map<std::string, std::vector<float>> scores;
   std::vector<bool> predicted(data.size(), true);
