@@ -94,6 +94,27 @@ TEST_P(Int8BackboneTest, AnswersBatchSizes1_8_32_1InSequence) {
 INSTANTIATE_TEST_SUITE_P(NativeBackbones, Int8BackboneTest,
                          ::testing::Values("small_cnn", "resnet18", "mobilenet_v2"));
 
+// The int8 input is quantized as LibTorch quantizes (what an exported TorchScript model does), bit
+// for bit: halfway values round to even, values beyond the range clamp, on several threads.
+TEST(QuantizeImagesTest, EqualsLibTorchsQuantizePerTensor) {
+  torch::set_num_threads(default_thread_count());
+  torch::manual_seed(6);
+  constexpr double kScale = 0.0173;
+  constexpr int64_t kZero = 114;
+  const at::Tensor halves = (torch::arange(-130, 150) + 0.5) * float(kScale);
+  for (const at::Tensor& images :
+       {torch::randn({4, 3, 64, 64}) * 1.5, halves, torch::tensor({-1e9f, -3.0f, 0.0f, 3.0f, 1e9f}),
+        torch::randn({3, 64, 2, 2}).permute({1, 0, 2, 3})}) {
+    const at::Tensor expected = at::quantize_per_tensor(images, kScale, kZero, torch::kQUInt8);
+    const at::Tensor actual = quantize_images(images, kScale, kZero);
+    ASSERT_EQ(actual.sizes(), images.sizes());
+    EXPECT_EQ(actual.q_scale(), kScale);
+    EXPECT_EQ(actual.q_zero_point(), kZero);
+    EXPECT_TRUE(torch::equal(actual.int_repr(), expected.int_repr()))
+        << (actual.int_repr().to(torch::kInt) - expected.int_repr().to(torch::kInt)).abs().max();
+  }
+}
+
 // Collects what is logged while it lives.
 class LogCapture {
  public:
