@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Writes docs/benchmarks.md (to stdout) from the JSON files of `garmentnet bench`.
 
-Usage: scripts/benchmarks_md.py RUNS_DIR NAME... ; reads RUNS_DIR/NAME.json and, when present,
-RUNS_DIR/NAME-active.json (the same model with OpenMP threads spinning, OMP_WAIT_POLICY=ACTIVE) and
-RUNS_DIR/train_step.json (bench/train_step_bench's Google Benchmark JSON). Called by scripts/bench.sh. Standard library only.
+Usage: scripts/benchmarks_md.py RUNS_DIR NAME... [--int8 NAME...]; reads RUNS_DIR/NAME.json and,
+when present, RUNS_DIR/NAME-active.json (the same model with OpenMP threads spinning,
+OMP_WAIT_POLICY=ACTIVE), RUNS_DIR/train_step.json (bench/train_step_bench's Google Benchmark JSON)
+and, for each NAME after --int8, RUNS_DIR/NAME-int8.json (`bench --model int8 --compare fp32`).
+Called by scripts/bench.sh. Standard library only.
 """
 import datetime
 import json
@@ -120,6 +122,49 @@ def section(name, run, active):
     return lines
 
 
+def fastest_forward(run, batch):
+    rates = [m["images_per_second"] for m in run["forward"] if m["batch_size"] == batch]
+    return max(rates) if rates else None
+
+
+def fastest_latency(run):
+    return min(run["latency_batch_1"], key=lambda m: m["p50_ms"])
+
+
+def int8_section(folder, names):
+    """int8 against fp32, each model's pair measured in one `bench --compare` run."""
+    lines = ["## Int8 against fp32", "",
+             "Each model quantized by `garmentnet quantize` (docs/quantization.md) and measured "
+             "beside its fp32 source in one run: `garmentnet bench --model int8.gnm --compare "
+             "model.gnm --quick`. fp32 is the optimised graph (what `predict` and `serve` run); "
+             "the ratio is int8 over fp32 (for latency and size: fp32 over int8, so above 1 "
+             "is better everywhere). Issue 13's targets: forward >= 2x at batch 32 and "
+             ">= 1.8x at batch 1, end to end >= 1.8x, file >= 3.5x smaller.", "",
+             "| model | measurement | int8 | fp32 | ratio |", "|---|---|---:|---:|---:|"]
+    for name in names:
+        both = json.loads((folder / f"{name}-int8.json").read_text())
+        int8, fp32 = both["model"], both["compared"]
+        rows = []
+        for batch in sorted({m["batch_size"] for m in int8["forward"]}):
+            a, b = fastest_forward(int8, batch), forward_of(fp32, OPTIMIZED, batch)
+            rows.append((f"forward, batch {batch}, images/s", rate(a), rate(b), ratio(a, b)))
+        for key in ("p50_ms", "p99_ms"):
+            a, b = fastest_latency(int8)[key], fastest_latency(fp32)[key]
+            rows.append((f"latency, batch 1, {key[:3]}", f"{a:.2f} ms", f"{b:.2f} ms", ratio(b, a)))
+        a, b = int8["end_to_end_images_per_second"], fp32["end_to_end_images_per_second"]
+        rows.append((f"end-to-end predict, batch {int8['end_to_end_batch']}, images/s", rate(a),
+                     rate(b), ratio(a, b)))
+        a, b = int8["model_file_bytes"], fp32["model_file_bytes"]
+        rows.append(("model file", f"{a / 1e6:.2f} MB", f"{b / 1e6:.2f} MB", ratio(b, a)))
+        for i, (label, a, b, r) in enumerate(rows):
+            model = f"{name} (`{int8['architecture']}`)" if i == 0 else ""
+            lines.append(f"| {model} | {label} | {a} | {b} | {r} |")
+    lines += ["", "Peak memory is left out here: the fp32 model is measured after the int8 one in "
+              "the same process, so its figure includes the int8 run's. docs/quantization.md "
+              "has what limits each model and the accuracy of each.", ""]
+    return lines
+
+
 def training_section(path):
     """The training-throughput table from bench/train_step_bench's JSON (Google Benchmark)."""
     rows = {}
@@ -146,6 +191,10 @@ def training_section(path):
 def main():
     folder = pathlib.Path(sys.argv[1])
     names = sys.argv[2:]
+    int8_names = []
+    if "--int8" in names:
+        int8_names = names[names.index("--int8") + 1:]
+        names = names[:names.index("--int8")]
     runs = {n: json.loads((folder / f"{n}.json").read_text()) for n in names}
     active = {}
     for n in names:
@@ -193,6 +242,8 @@ def main():
     ]
     for n in names:
         out += section(n, runs[n], active.get(n))
+    if int8_names:
+        out += int8_section(folder, int8_names)
     training = folder / "train_step.json"
     if training.exists():
         out += training_section(training)
