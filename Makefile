@@ -7,7 +7,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_MAXSIZE ?= 4G
 
-.PHONY: all deps configure build test test-browser fuzz bench-serve bench-tracking bench-tune tune-target demo bench asan format check-format clean
+.PHONY: all deps configure build test test-browser fuzz bench-serve bench-tracking bench-tune bench-distributed tune-target demo bench asan format check-format clean
 
 all: build
 
@@ -44,6 +44,10 @@ bench-tracking: build
 # `tune`'s trials per hour against one process per trial; figures in docs/tuning.md.
 bench-tune: build
 	@scripts/bench-tune.sh $(BUILD_DIR)
+
+# Data-parallel training on loopback: 2 ranks x 1 thread vs 1 rank x 2 threads; docs/scale-out.md.
+bench-distributed: build
+	@scripts/bench-distributed.sh $(BUILD_DIR)
 
 # Issue 12's target: an hour of `tune` + `--refit` against the demo's training settings, scored on
 # the test split (after `make demo`); figures in docs/tuning.md.

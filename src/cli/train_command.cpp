@@ -1,5 +1,5 @@
 // `garmentnet train` and `garmentnet pretrain`: flags → TrainOptions, and the process-wide
-// settings of a run (threads, Ctrl-C/SIGTERM handling) made here, at the edge.
+// settings of a run (threads, Ctrl-C/SIGTERM handling, data-parallel ranks) made here, at the edge.
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
@@ -7,8 +7,11 @@
 
 #include "cli/commands.h"
 #include "core/atomic_file.h"
+#include "core/progress.h"
 #include "core/stop_signals.h"
 #include "core/thread_pool.h"
+#include "dist/gloo_data_parallel.h"
+#include "dist/local_launcher.h"
 #include "train/mlflow_observer.h"
 #include "train/trainer.h"
 #include "train/transfer_comparison.h"
@@ -42,14 +45,34 @@ struct TrackingFlags {
   double mlflow_wait_seconds = 15;
 };
 
+// How a command's processes are laid out: --threads, --nproc and --dist-timeout.
+struct ProcessFlags {
+  int threads = 0;
+  int nproc = 1;
+  int dist_timeout = 300;
+};
+
 // The process of one command: LibTorch and the decoding pool get `threads` (0 = all cores),
-// Ctrl-C / SIGTERM ask the run to stop at the next step instead of killing it, and the run is
-// tracked in MLflow when --mlflow-uri or MLFLOW_TRACKING_URI names a store.
+// Ctrl-C / SIGTERM ask the run to stop at the next step instead of killing it; under a launcher's
+// environment (RANK, WORLD_SIZE, ...: torchrun, a PyTorchJob, --nproc) the process joins its
+// data-parallel run, and ranks but 0 show only warnings. Rank 0's run is tracked in MLflow when
+// --mlflow-uri or MLFLOW_TRACKING_URI names a store.
 struct TrainingProcess {
-  TrainingProcess(int threads, const TrackingFlags& tracking, const TrainOptions& options)
-      : threads(threads > 0 ? threads : default_thread_count()), resources(this->threads) {
+  TrainingProcess(const ProcessFlags& flags, const TrackingFlags& tracking,
+                  const TrainOptions& options)
+      : threads(flags.threads > 0 ? flags.threads : default_thread_count()),
+        resources(this->threads) {
     at::set_num_threads(this->threads);
     hooks.stop_requested = &signals.requested();
+    if (const auto environment = distributed_environment()) {
+      if (environment->rank > 0) {
+        spdlog::set_level(std::max(spdlog::get_level(), spdlog::level::warn));
+        Progress::set_shown(false);
+      }
+      parallel = join_data_parallel(*environment, std::chrono::seconds(flags.dist_timeout));
+      hooks.parallel = parallel.get();
+      if (environment->rank > 0) return;
+    }
     MlflowSettings settings =
         mlflow_settings_from(tracking.mlflow_uri, tracking.experiment, tracking.run_name);
     if (settings.uri.empty()) return;
@@ -61,9 +84,26 @@ struct TrainingProcess {
   int threads;
   TrainingResources resources;
   StopSignals signals;
+  std::unique_ptr<DataParallel> parallel;
   std::unique_ptr<MlflowObserver> mlflow;
   TrainingHooks hooks;
 };
+
+// With --nproc N > 1 this process only starts N ranks of the same command on this machine and
+// waits for them: true then, after they ended (an error when one failed).
+bool launched_ranks(const ProcessFlags& flags) {
+  if (flags.nproc <= 1) return false;
+  if (distributed_environment())
+    fail(
+        "--nproc starts its own ranks, but this process already is one (WORLD_SIZE is set by a "
+        "launcher); drop --nproc under torchrun or a PyTorchJob");
+  const int threads =
+      flags.threads > 0 ? flags.threads : std::max(1, default_thread_count() / flags.nproc);
+  const int exit_code =
+      launch_local_ranks(flags.nproc, threads, std::chrono::seconds(flags.dist_timeout));
+  if (exit_code != 0) throw CLI::RuntimeError(exit_code);
+  return true;
+}
 
 // The options of a config.json or a study's best_config.json; what belongs to one run (its data,
 // folder, validation rows) is left out. Flags given with --config override it.
@@ -81,7 +121,8 @@ void apply_config_file(TrainOptions& options, const std::filesystem::path& file)
   }
 }
 
-void add_training_flags(CLI::App& command, TrainOptions& o, int& threads, TrackingFlags& tracking) {
+void add_training_flags(CLI::App& command, TrainOptions& o, ProcessFlags& process,
+                        TrackingFlags& tracking) {
   command
       .add_option("--data", o.data_dir, "Dataset folder: data.parquet, images/, optional task.json")
       ->required();
@@ -133,7 +174,22 @@ void add_training_flags(CLI::App& command, TrainOptions& o, int& threads, Tracki
              "and shift) or none [default: standard; with --resume: the run's own]");
   command.add_option("--seed", o.seed, "Seed of split, weights, shuffling, augmentation")
       ->capture_default_str();
-  command.add_option("--threads", threads, "Threads (0 = all cores)")->capture_default_str();
+  command
+      .add_option("--threads", process.threads, "Threads (0 = all cores; with --nproc: per rank)")
+      ->capture_default_str();
+  command
+      .add_option("--nproc", process.nproc,
+                  "Data-parallel over this many processes on this machine, each training on its "
+                  "share of every epoch (docs/scale-out.md; under torchrun or a PyTorchJob leave "
+                  "it at 1)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  command
+      .add_option("--dist-timeout", process.dist_timeout,
+                  "Data-parallel: seconds a rank waits at a step for the others before giving up "
+                  "(joining waits up to 15 minutes, or this if longer)")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
   command.add_flag("--resume", o.resume, "Continue the run in --out from its checkpoint");
   command.add_flag("--strict", o.strict, "Missing images and null labels are errors");
   command.add_flag("!--no-report", o.report, "Skip report.html");
@@ -167,10 +223,10 @@ void print_result(const TrainResult& result) {
 
 void add_train_command(CLI::App& app) {
   auto options = std::make_shared<TrainOptions>();
-  auto threads = std::make_shared<int>(0);
+  auto process_flags = std::make_shared<ProcessFlags>();
   auto tracking = std::make_shared<TrackingFlags>();
   CLI::App* command = app.add_subcommand("train", "Train the multi-task model (transfer learning)");
-  add_training_flags(*command, *options, *threads, *tracking);
+  add_training_flags(*command, *options, *process_flags, *tracking);
   command
       ->add_option("--backbone", options->backbone,
                    "Native architecture (small_cnn, resnet18, resnet50, mobilenet_v2, vgg16), "
@@ -189,21 +245,22 @@ void add_train_command(CLI::App& app) {
       ->add_option("--feature-views", options->feature_views,
                    "frozen: feature-cache views per image (1 = no augmentation)")
       ->capture_default_str();
-  command->callback([options, threads, tracking] {
-    TrainingProcess process(*threads, *tracking, *options);
+  command->callback([options, process_flags, tracking] {
+    if (launched_ranks(*process_flags)) return;
+    TrainingProcess process(*process_flags, *tracking, *options);
     print_result(train_model(*options, process.resources, process.hooks));
   });
 }
 
 void add_pretrain_command(CLI::App& app) {
   auto options = std::make_shared<TrainOptions>();
-  auto threads = std::make_shared<int>(0);
+  auto process_flags = std::make_shared<ProcessFlags>();
   auto tracking = std::make_shared<TrackingFlags>();
   options->epochs = 8;
   CLI::App* command = app.add_subcommand(
       "pretrain",
       "Train a backbone from scratch on a source dataset and save it for `train --backbone`");
-  add_training_flags(*command, *options, *threads, *tracking);
+  add_training_flags(*command, *options, *process_flags, *tracking);
   command->add_option("--architecture", options->backbone, "Native architecture to pretrain")
       ->capture_default_str();
   auto compare_on = std::make_shared<std::filesystem::path>();
@@ -214,15 +271,21 @@ void add_pretrain_command(CLI::App& app) {
       "(transfer.html)");
   command->add_option("--compare-epochs", *compare_epochs, "Epochs of each comparison run")
       ->capture_default_str();
-  command->callback([options, threads, tracking, compare_on, compare_epochs] {
+  command->callback([options, process_flags, tracking, compare_on, compare_epochs] {
     if (!compare_on->empty() && options->validation.empty() && options->validation_fraction == 0)
       fail(
           "--compare-on compares the runs' validation figures: give a --validation-fraction above "
           "0 (or leave its default)");
-    TrainingProcess process(*threads, *tracking, *options);
+    if (launched_ranks(*process_flags)) return;
+    TrainingProcess process(*process_flags, *tracking, *options);
     const TrainResult result = pretrain_backbone(*options, process.resources, process.hooks);
     print_result(result);
     if (compare_on->empty() || result.interrupted) return;
+    if (process.parallel) {
+      // The comparison's small runs go on in rank 0 alone, from the backbone it saved.
+      if (process.parallel->rank() != 0) return;
+      process.hooks.parallel = nullptr;
+    }
     process.hooks.observers.clear();  // the comparison's runs are not the tracked run
     TrainOptions target = *options;
     target.data_dir = *compare_on;

@@ -58,7 +58,14 @@ void Progress::finish() {
   draw(true);
 }
 
+namespace {
+std::atomic<bool> progress_shown{true};
+}
+
+void Progress::set_shown(bool shown) { progress_shown = shown; }
+
 void Progress::draw(bool final) {
+  if (!progress_shown) return;
   const int64_t done = done_.load();
   const double elapsed = elapsed_seconds();
   const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;

@@ -27,6 +27,10 @@ class Progress {
   int64_t done() const { return done_.load(); }
   double elapsed_seconds() const;
 
+  // Whether progress is drawn at all in this process (all but one rank of a data-parallel run
+  // stay quiet, so the terminal shows one set of bars). Set at start-up, before any Progress.
+  static void set_shown(bool shown);
+
  private:
   void draw(bool final);
 

@@ -129,21 +129,24 @@ class Trainer {
         augmentation_(augmentation_of(*options_.augment)),
         resources_(resources),
         hooks_(hooks),
+        parallel_(hooks.parallel),
+        writes_files_(parallel_ == nullptr || parallel_->rank() == 0),
         out_(options_.out_dir),
         checkpoint_(out_),
-        tensorboard_(out_),
-        observers_(hooks.observers) {
+        tensorboard_(out_) {
+    if (!writes_files_) return;  // the other ranks of a data-parallel run: rank 0 tells them
+    observers_ = hooks.observers;
     observers_.push_back(&tensorboard_);
   }
 
   // The run, with its status.json kept up to date: running, then finished, stopped or failed.
   TrainResult run() {
     open_run_directory();
-    write_run_status(out_, RunStatus::Running);
+    set_status(RunStatus::Running);
     try {
       train_and_report();
     } catch (const std::exception& error) {
-      write_run_status(out_, RunStatus::Failed, error.what());
+      set_status(RunStatus::Failed, error.what());
       // Every observer hears of it; one that fails in turn does not hide the run's own error.
       for (TrainingObserver* observer : observers_) {
         try {
@@ -154,7 +157,7 @@ class Trainer {
       }
       throw;
     }
-    write_run_status(out_, result_.interrupted ? RunStatus::Stopped : RunStatus::Finished);
+    set_status(result_.interrupted ? RunStatus::Stopped : RunStatus::Finished);
     return result_;
   }
 
@@ -186,7 +189,7 @@ class Trainer {
     if (state_.best_epoch > 0)
       result_.best_metrics =
           state_.history.at(static_cast<size_t>(state_.best_epoch - 1)).validation;
-    if (options_.report && state_.best_epoch > 0 &&
+    if (writes_files_ && options_.report && state_.best_epoch > 0 &&
         (!best_validation_.probabilities.empty() || !result_.interrupted)) {
       try {
         write_report();
@@ -212,8 +215,17 @@ class Trainer {
     result_.interrupted = true;
   }
 
-  // Checks the run directory against --resume, writes config.json and starts train.log.
+  // Checks the run directory against --resume, writes config.json and starts train.log (rank 0
+  // only: the other ranks of a data-parallel run read the checkpoint to resume, nothing else).
   void open_run_directory() {
+    if (!writes_files_) {
+      if (options_.resume && !checkpoint_.exists())
+        fail(
+            "rank {} cannot see {}: to resume a data-parallel run, every rank needs the run folder "
+            "(a volume all of them mount)",
+            parallel_->rank(), checkpoint_.model_path().string());
+      return;
+    }
     if (!options_.resume && checkpoint_.exists()) {
       fail("{} already holds a training run: pass --resume to continue it or choose another --out",
            out_.string());
@@ -269,13 +281,19 @@ class Trainer {
         model_->unfreeze_backbone();
         break;
     }
+    if (parallel_) {
+      // Every rank starts from rank 0's weights (the same seed or checkpoint gives them anyway).
+      std::vector<torch::Tensor> tensors = model_->parameters();
+      for (const auto& buffer : model_->buffers()) tensors.push_back(buffer);
+      parallel_->broadcast_from_first(tensors);
+    }
 
     optimizer_ = make_optimizer(options_, model_);
     if (resumed) {
       state_ = resumed->state;
       checkpoint_.restore_optimizer(*resumed, optimizer_);
       spdlog::info("resuming at epoch {} of {}", state_.next_epoch + 1, options_.epochs);
-    } else {
+    } else if (writes_files_) {
       // The epoch-0 checkpoint: a run stopped during its first epoch resumes from here.
       checkpoint_.save(model_, pre_, {}, optimizer_, state_);
     }
@@ -319,10 +337,18 @@ class Trainer {
   }
 
   void start() {
-    const size_t rows = feature_cache_ ? cached_rows_.size() : train_set_.data.size();
+    const size_t rows = rank_rows(feature_cache_ ? cached_rows_.size() : train_set_.data.size());
     steps_per_epoch_ = static_cast<int64_t>((rows + static_cast<size_t>(options_.batch_size) - 1) /
                                             static_cast<size_t>(options_.batch_size));
     result_.model_path = out_ / "model.gnm";
+    if (parallel_) {
+      parallel_->barrier();
+      spdlog::info(
+          "data-parallel over {} ranks: each trains on {} rows per epoch, {} per step (an "
+          "effective batch of {})",
+          parallel_->world_size(), rows, options_.batch_size,
+          options_.batch_size * parallel_->world_size());
+    }
     const RunStart event{.options = options_,
                          .spec = spec_,
                          .training_rows = train_set_.data.size(),
@@ -339,10 +365,18 @@ class Trainer {
   SplitCollector run_epoch(int epoch) {
     std::mt19937 rng(static_cast<uint32_t>(options_.seed * 7919 + static_cast<uint64_t>(epoch)));
     torch::manual_seed(options_.seed + static_cast<uint64_t>(epoch));
-    const size_t rows = feature_cache_ ? cached_rows_.size() : train_set_.data.size();
-    std::vector<size_t> order(rows);
+    std::vector<size_t> order(feature_cache_ ? cached_rows_.size() : train_set_.data.size());
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), rng);
+    if (parallel_) {
+      order = rank_share(order);
+      // The same shuffle everywhere, but each rank its own augmentation and dropout draws.
+      const auto rank = static_cast<uint64_t>(parallel_->rank());
+      rng.seed(static_cast<uint32_t>(options_.seed * 7919 + static_cast<uint64_t>(epoch) +
+                                     104729 * rank));
+      torch::manual_seed(options_.seed + static_cast<uint64_t>(epoch) + 1000003 * rank);
+    }
+    const size_t rows = order.size();
 
     model_->train();
     SplitCollector collected;
@@ -380,6 +414,7 @@ class Trainer {
       }
       optimizer_.optimizer->zero_grad();
       loss.total.backward();
+      if (parallel_) parallel_->average_gradients(trained_parameters());
       if (hooks_.gradients) hooks_.gradients->on_gradients(trained_parameters());
       optimizer_.optimizer->step();
       collected.add(spec_, logits, targets, loss);
@@ -392,9 +427,13 @@ class Trainer {
                           .loss = loss_value,
                           .lr_factor = lr_factor};
       for (TrainingObserver* observer : observers_) observer->on_step_end(event);
-      stop_if_requested(hooks_.stop_requested, fmt::format("training epoch {}", epoch + 1));
+      // The ranks of a data-parallel run stop at the same step, so none waits for one that left.
+      const bool stop = hooks_.stop_requested != nullptr && *hooks_.stop_requested;
+      if (parallel_ ? parallel_->any(stop) : stop)
+        throw StopRequested(fmt::format("training epoch {}", epoch + 1));
     }
     progress.finish();
+    if (parallel_) sum_losses(collected.losses);
     return collected;
   }
 
@@ -463,15 +502,17 @@ class Trainer {
                        {"training_rows", train_set_.data.size()},
                        {"validation_rows", val_set_.data.size()},
                        {"config", to_json(options_)}};
-      save_model_file(best, result_.model_path);
+      if (writes_files_) save_model_file(best, result_.model_path);
       best_validation_ = validated.predictions;
       best_thresholds_ = thresholds;
     } else {
       ++state_.epochs_without_improvement;
     }
     state_.next_epoch = epoch + 1;
-    write_metrics_files(out_, spec_, state_.history);
-    checkpoint_.save(model_, pre_, thresholds, optimizer_, state_);
+    if (writes_files_) {
+      write_metrics_files(out_, spec_, state_.history);
+      checkpoint_.save(model_, pre_, thresholds, optimizer_, state_);
+    }
 
     const EpochEnd event{
         .record = state_.history.back(), .improved = improved, .best_epoch = state_.best_epoch};
@@ -480,6 +521,8 @@ class Trainer {
       observer->on_epoch_end(event);
       observer_stop = observer->stop_after(event) || observer_stop;
     }
+    // Only rank 0 has observers, which may end the run: every rank ends it with rank 0.
+    if (parallel_) observer_stop = parallel_->any(observer_stop);
     if (observer_stop) {
       spdlog::info("stopped after epoch {} at an observer's request", epoch + 1);
       result_.stopped_early = true;
@@ -536,6 +579,42 @@ class Trainer {
   // Whether the run has validation rows (--validation-fraction 0 has none).
   bool has_validation_rows() const { return val_set_.data.size() > 0; }
 
+  void set_status(RunStatus status, const std::string& error = "") const {
+    if (writes_files_) write_run_status(out_, status, error);
+  }
+
+  // The rows this rank trains on of an epoch of `rows`: all of them, or in a data-parallel run
+  // its share, rounded up (as DistributedSampler does).
+  size_t rank_rows(size_t rows) const {
+    if (!parallel_) return rows;
+    const auto world = static_cast<size_t>(parallel_->world_size());
+    return (rows + world - 1) / world;
+  }
+
+  // This rank's share of an epoch's shuffled `order` (the same on every rank): positions rank,
+  // rank + world, ... of it, wrapping round to its start up to a multiple of the world size, so
+  // every rank runs the same number of steps and the ranks' k-th batches together are the k-th
+  // batch of world × batch size rows of one process.
+  std::vector<size_t> rank_share(const std::vector<size_t>& order) const {
+    const auto world = static_cast<size_t>(parallel_->world_size());
+    const auto rank = static_cast<size_t>(parallel_->rank());
+    std::vector<size_t> share;
+    for (size_t i = rank; i < rank_rows(order.size()) * world; i += world)
+      share.push_back(order[i % order.size()]);
+    return share;
+  }
+
+  // The epoch's training losses over every rank's rows (its predictions stay this rank's).
+  void sum_losses(LossTotals& losses) {
+    std::vector<double> values{losses.total, static_cast<double>(losses.rows)};
+    for (const auto& [head, loss] : losses.per_head) values.push_back(loss);
+    parallel_->sum(values);
+    losses.total = values[0];
+    losses.rows = static_cast<int64_t>(values[1]);
+    size_t i = 2;
+    for (auto& [head, loss] : losses.per_head) loss = values[i++];
+  }
+
   std::vector<torch::Tensor> trained_parameters() {
     std::vector<torch::Tensor> trained;
     for (const auto& p : model_->parameters()) {
@@ -549,11 +628,13 @@ class Trainer {
   const Augmentation augmentation_;
   TrainingResources& resources_;
   const TrainingHooks& hooks_;
+  DataParallel* const parallel_;  // null: this process trains alone
+  const bool writes_files_;       // false on the ranks but 0 of a data-parallel run
   const fs::path out_;
   const Checkpoint checkpoint_;
   std::optional<LogFile> log_file_;
   TensorBoardObserver tensorboard_;           // the run folder's tensorboard/
-  std::vector<TrainingObserver*> observers_;  // the caller's, then tensorboard_
+  std::vector<TrainingObserver*> observers_;  // the caller's, then tensorboard_ (rank 0 only)
 
   TrainingSplits splits_;  // until build_model decodes their images
   TaskSpec spec_;
@@ -588,7 +669,7 @@ TrainResult pretrain_backbone(TrainOptions options, TrainingResources& resources
     spdlog::info("pretraining trains the backbone from scratch (--transfer scratch)");
   options.transfer = TransferMode::Scratch;
   TrainResult result = train_model(options, resources, hooks);
-  if (result.interrupted) return result;
+  if (result.interrupted || (hooks.parallel && hooks.parallel->rank() != 0)) return result;
   ModelBundle best = load_model_file(result.model_path);
   const fs::path backbone_path = options.out_dir / "backbone.pt";
   const json metadata = {{"pretrained_on", options.data_dir.string()},

@@ -61,6 +61,9 @@ struct TrainingHooks {
   // after every step, validation). The run then ends as stopped and keeps its last epoch-boundary
   // checkpoint, so --resume gives the figures of an uninterrupted run.
   const std::atomic<bool>* stop_requested = nullptr;
+  // Set when this process is one of several training one model (src/dist): it trains on its share
+  // of the batches, and only rank 0 writes the run directory and tells the observers.
+  DataParallel* parallel = nullptr;
 };
 
 // Trains a model as `options` say and writes the run directory. InputError for bad options or

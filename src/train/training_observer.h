@@ -1,7 +1,7 @@
 // The hooks of a training run, for the parts that plug into it without touching its loop:
 // experiment tracking (every figure as it is made), tuning (a fold's score, stopping a poor
-// trial early) and distributed training (reducing gradients across ranks). Torch-free but for
-// GradientHook, which sees the parameters.
+// trial early) and distributed training (DataParallel: sharing the batches and averaging gradients
+// across processes). Torch-free but for the tensors GradientHook and DataParallel see.
 #pragma once
 
 #include <cstdint>
@@ -63,6 +63,30 @@ class GradientHook {
  public:
   virtual ~GradientHook() = default;
   virtual void on_gradients(const std::vector<at::Tensor>& parameters) = 0;
+};
+
+// Data-parallel training: this process is one of world_size() training one model together. Each
+// trains on its own share of every epoch's batches (the semantics of PyTorch's DistributedSampler)
+// and average_gradients makes every process's gradients the mean over all of them, so their models
+// stay identical. Every call is collective: each process makes the same calls in the same order. A
+// process that died makes the others' next call fail at once, one that hangs after a bounded time
+// (an InputError saying so), never a wait for ever.
+class DataParallel {
+ public:
+  virtual ~DataParallel() = default;
+  virtual int rank() const = 0;        // 0-based; rank 0 writes the run's files
+  virtual int world_size() const = 0;  // number of processes
+  // Overwrites `tensors` (parameters and buffers, in the same order everywhere) with rank 0's.
+  // Like barrier, it waits as long as joining may take: the ranks load at different speeds.
+  virtual void broadcast_from_first(const std::vector<at::Tensor>& tensors) = 0;
+  // Returns once every process has called it (before the first step, after loading the data).
+  virtual void barrier() = 0;
+  // Replaces the gradient of every parameter by its mean over the processes.
+  virtual void average_gradients(const std::vector<at::Tensor>& parameters) = 0;
+  // Sums `values` over the processes, in place.
+  virtual void sum(std::vector<double>& values) = 0;
+  // Whether any process says `local`: agrees on stopping, so none waits for one that has left.
+  virtual bool any(bool local) = 0;
 };
 
 }  // namespace garmentnet

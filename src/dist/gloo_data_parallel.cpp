@@ -1,0 +1,202 @@
+#include "dist/gloo_data_parallel.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <exception>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "core/error.h"
+
+namespace garmentnet {
+namespace {
+
+// Gradients are all-reduced in buckets of about this size (PyTorch's DDP default), one
+// asynchronous all-reduce each, so the transfers of one bucket overlap the reduction of another.
+constexpr int64_t kBucketBytes = 25 << 20;
+
+// Joining, and the barriers before training, wait at least this long: ranks start (and load their
+// data) at different speeds, on a busy machine many seconds apart.
+constexpr std::chrono::seconds kShortestJoinTimeout{900};
+
+class GlooDataParallel final : public DataParallel {
+ public:
+  GlooDataParallel(const DistributedEnvironment& environment, std::chrono::seconds timeout)
+      : environment_(environment),
+        timeout_(timeout),
+        join_timeout_(std::max(timeout, kShortestJoinTimeout)) {
+    c10d::TCPStoreOptions store_options;
+    store_options.port = environment.master_port;
+    store_options.isServer = environment.rank == 0 && !environment.agent_store;
+    // No waiting in the store's constructor (there, only workers that also wait are counted): the
+    // ranks wait for each other below, with a timeout and a message.
+    store_options.waitWorkers = false;
+    store_options.timeout = join_timeout_;
+    try {
+      store_ = c10::make_intrusive<c10d::PrefixStore>(
+          environment.store_prefix,
+          c10::make_intrusive<c10d::TCPStore>(environment.master_addr, store_options));
+      // Every rank is there before the group connects, which waits only the step timeout.
+      wait_for_everyone("joining");
+      auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+      options->devices.push_back(
+          environment.interface.empty()
+              ? c10d::ProcessGroupGloo::createDefaultDevice()
+              : c10d::ProcessGroupGloo::createDeviceForInterface(environment.interface));
+      options->threads = 2;
+      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, environment.rank,
+                                                           environment.world_size, options);
+    } catch (const std::exception& error) {
+      fail(
+          "rank {} of {} could not join the data-parallel run through {}:{} within {} s: {}. Is "
+          "rank 0 running, are MASTER_ADDR and MASTER_PORT right and the port free?",
+          environment.rank, environment.world_size, environment.master_addr,
+          environment.master_port, join_timeout_.count(), first_line(error.what()));
+    }
+    spdlog::info("rank {} of {} joined the data-parallel run ({}:{}, Gloo)", environment.rank,
+                 environment.world_size, environment.master_addr, environment.master_port);
+  }
+
+  ~GlooDataParallel() override {
+    if (steps_ == 0) return;
+    spdlog::info(
+        "rank {}: {} steps, {:.2f} MB of gradients all-reduced per step, {:.1f} ms per step "
+        "averaging them",
+        environment_.rank, steps_, static_cast<double>(bytes_) / static_cast<double>(steps_) / 1e6,
+        1e3 * communication_seconds_ / static_cast<double>(steps_));
+  }
+
+  int rank() const override { return environment_.rank; }
+  int world_size() const override { return environment_.world_size; }
+
+  void broadcast_from_first(const std::vector<at::Tensor>& tensors) override {
+    barrier();
+    torch::NoGradGuard no_grad;
+    for (const at::Tensor& tensor : tensors) {
+      std::vector<at::Tensor> one{tensor.detach()};
+      run("receiving rank 0's weights", [&] { group_->broadcast(one)->wait(); });
+    }
+  }
+
+  void barrier() override {
+    run("waiting for the other ranks to load their data", [&] { wait_for_everyone("barrier"); });
+  }
+
+  void average_gradients(const std::vector<at::Tensor>& parameters) override {
+    torch::NoGradGuard no_grad;
+    const auto started = Clock::now();
+    std::vector<at::Tensor> gradients;
+    for (const at::Tensor& parameter : parameters) {
+      // A parameter the step did not reach still takes part, so every rank's buckets match.
+      if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
+      gradients.push_back(parameter.grad());
+    }
+    struct Bucket {
+      size_t first = 0, end = 0;  // gradients[first, end)
+      std::vector<at::Tensor> flat;
+      c10::intrusive_ptr<c10d::Work> work;
+    };
+    std::vector<Bucket> buckets;
+    for (size_t i = 0; i < gradients.size();) {
+      Bucket bucket{.first = i};
+      int64_t bytes = 0;
+      while (i < gradients.size() && bytes < kBucketBytes)
+        bytes += gradients[i++].numel() * int64_t(sizeof(float));
+      bucket.end = i;
+      bytes_ += bytes;
+      buckets.push_back(std::move(bucket));
+    }
+    run("averaging gradients", [&] {
+      for (Bucket& bucket : buckets) {
+        std::vector<at::Tensor> pieces;
+        for (size_t i = bucket.first; i < bucket.end; ++i)
+          pieces.push_back(gradients[i].reshape({-1}));
+        bucket.flat = {torch::cat(pieces)};
+        bucket.work = group_->allreduce(bucket.flat);
+      }
+      const double scale = 1.0 / environment_.world_size;
+      for (Bucket& bucket : buckets) {
+        bucket.work->wait();
+        at::Tensor& flat = bucket.flat.front();
+        flat.mul_(scale);
+        int64_t offset = 0;
+        for (size_t i = bucket.first; i < bucket.end; ++i) {
+          const int64_t n = gradients[i].numel();
+          gradients[i].copy_(flat.narrow(0, offset, n).view_as(gradients[i]));
+          offset += n;
+        }
+      }
+    });
+    ++steps_;
+    communication_seconds_ += std::chrono::duration<double>(Clock::now() - started).count();
+  }
+
+  void sum(std::vector<double>& values) override {
+    std::vector<at::Tensor> tensor{torch::tensor(values, torch::kDouble)};
+    run("adding up the epoch's figures", [&] { group_->allreduce(tensor)->wait(); });
+    for (size_t i = 0; i < values.size(); ++i)
+      values[i] = tensor.front()[static_cast<int64_t>(i)].item<double>();
+  }
+
+  bool any(bool local) override {
+    std::vector<at::Tensor> flag{torch::tensor({local ? int64_t{1} : int64_t{0}})};
+    run("agreeing whether to stop", [&] { group_->allreduce(flag)->wait(); });
+    return flag.front().item<int64_t>() > 0;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+  // Waits through the store, up to the join timeout, until every rank has reached this point (the
+  // `barriers_`-th one named `what`): the ranks start and load their data at different speeds.
+  void wait_for_everyone(const std::string& what) {
+    const std::string prefix = fmt::format("{}/{}/", what, barriers_++);
+    store_->set(prefix + std::to_string(environment_.rank), std::vector<uint8_t>{1});
+    std::vector<std::string> keys;
+    for (int rank = 0; rank < environment_.world_size; ++rank)
+      keys.push_back(prefix + std::to_string(rank));
+    store_->wait(keys, join_timeout_);
+  }
+
+  // Runs a collective step; a peer that died, hung or stopped ends this process with a message
+  // instead of an exception from deep inside Gloo.
+  template <typename Step>
+  void run(const char* what, Step&& step) {
+    try {
+      step();
+    } catch (const std::exception& error) {
+      fail(
+          "rank {} of {} lost the data-parallel run while {}: {}. Another rank has died, hung for "
+          "more than {} s (--dist-timeout) or was stopped: see its output. Continue with "
+          "--resume once every rank can run",
+          environment_.rank, environment_.world_size, what, first_line(error.what()),
+          timeout_.count());
+    }
+  }
+
+  DistributedEnvironment environment_;
+  std::chrono::seconds timeout_;       // of a step's collective calls
+  std::chrono::seconds join_timeout_;  // of joining, and of the barriers before training
+  c10::intrusive_ptr<c10d::Store> store_;
+  int64_t barriers_ = 0;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+  int64_t steps_ = 0;
+  int64_t bytes_ = 0;
+  double communication_seconds_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<DataParallel> join_data_parallel(const DistributedEnvironment& environment,
+                                                 std::chrono::seconds timeout) {
+  return std::make_unique<GlooDataParallel>(environment, timeout);
+}
+
+}  // namespace garmentnet
