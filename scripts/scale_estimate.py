@@ -2,13 +2,16 @@
 """Markdown tables for docs/scale-out.md from scripts/bench-distributed.sh's measurements.
 
 Measured (one JSON line per backbone): training images/s of 1 rank x 2 threads and of 2 ranks x 1
-thread, the 2-rank step time, the part of it spent averaging gradients, MB all-reduced per step.
+thread, the 2-rank step time, the part of it spent waiting for the gradients' all-reduce after the
+backward pass (the rest of the all-reduce overlaps the backward pass), MB all-reduced per step.
 
 Estimate, on paper: N machines, each computing a step of its batch in t_c (the measured 2-rank
 step time minus its gradient averaging, i.e. one of these cores per rank), all-reducing B bytes
 with a ring all-reduce over links of b bytes/s and latency a per message:
     t_ar(N) = 2 (N - 1) / N * B / b + 2 (N - 1) * a
-and, the all-reduce starting after the backward pass (no overlap, as garmentnet does):
+and, conservatively, as if none of the all-reduce overlapped the backward pass (garmentnet starts
+each bucket's all-reduce during it; on 2 cores the same cores compute and move the bytes, so what
+a network would hide cannot be measured here):
     efficiency(N) = t_c / (t_c + t_ar(N)).
 The a = 50 us per hop is a typical TCP figure for a data-centre network, not measured here.
 """
@@ -23,7 +26,7 @@ def main() -> None:
     side = sys.argv[2]
     print(f"Measured on this machine's loopback, {side} px, one epoch from scratch:\n")
     print("| backbone | 1 rank × 2 threads | 2 ranks × 1 thread | ratio | 2-rank step | "
-          "averaging gradients | all-reduced per step |")
+          "waiting for gradients after backward | all-reduced per step |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['backbone']} | {r['one_rank_images_per_s']:.1f} img/s | "

@@ -17,8 +17,8 @@ namespace garmentnet {
 namespace {
 
 // Gradients are all-reduced in buckets of about this size (PyTorch's DDP default), one
-// asynchronous all-reduce each, so the transfers of one bucket overlap the reduction of another.
-constexpr int64_t kBucketBytes = 25 << 20;
+// asynchronous all-reduce each, started as soon as the backward pass has filled the bucket.
+constexpr int64_t kBucketBytes = 4 << 20;
 
 // Joining, and the barriers before training, wait at least this long: ranks start (and load their
 // data) at different speeds, on a busy machine many seconds apart.
@@ -66,7 +66,7 @@ class GlooDataParallel final : public DataParallel {
     if (steps_ == 0) return;
     spdlog::info(
         "rank {}: {} steps, {:.2f} MB of gradients all-reduced per step, {:.1f} ms per step "
-        "averaging them",
+        "waiting for them after the backward pass",
         environment_.rank, steps_, static_cast<double>(bytes_) / static_cast<double>(steps_) / 1e6,
         1e3 * communication_seconds_ / static_cast<double>(steps_));
   }
@@ -87,50 +87,59 @@ class GlooDataParallel final : public DataParallel {
     run("waiting for the other ranks to load their data", [&] { wait_for_everyone("barrier"); });
   }
 
+  // Buckets of about kBucketBytes, from the last parameter to the first (the order the backward
+  // pass computes their gradients in), and a hook on each parameter that copies its gradient into
+  // its bucket as soon as it is computed; a full bucket is all-reduced at once, while the backward
+  // pass goes on with the layers before it.
+  void watch(const std::vector<at::Tensor>& parameters) override {
+    parameters_ = parameters;
+    slots_.assign(parameters.size(), Slot{});
+    buckets_.clear();
+    for (size_t i = parameters.size(); i-- > 0;) {
+      if (buckets_.empty() || buckets_.back().bytes >= kBucketBytes) buckets_.emplace_back();
+      Bucket& bucket = buckets_.back();
+      slots_[i] = {.bucket = buckets_.size() - 1, .offset = bucket.bytes / int64_t(sizeof(float))};
+      bucket.members.push_back(i);
+      bucket.bytes += parameters[i].numel() * int64_t(sizeof(float));
+    }
+    for (Bucket& bucket : buckets_)
+      bucket.flat = torch::zeros({bucket.bytes / int64_t(sizeof(float))}, torch::kFloat);
+    for (size_t i = 0; i < parameters.size(); ++i)
+      parameters_[i].register_hook([this, i](const at::Tensor& gradient) {
+        torch::NoGradGuard no_grad;
+        take_gradient(i, gradient);
+      });
+  }
+
   void average_gradients(const std::vector<at::Tensor>& parameters) override {
+    if (parameters.size() != parameters_.size())
+      fail_internal("average_gradients needs the parameters given to watch");
     torch::NoGradGuard no_grad;
     const auto started = Clock::now();
-    std::vector<at::Tensor> gradients;
-    for (const at::Tensor& parameter : parameters) {
-      // A parameter the step did not reach still takes part, so every rank's buckets match.
-      if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
-      gradients.push_back(parameter.grad());
-    }
-    struct Bucket {
-      size_t first = 0, end = 0;  // gradients[first, end)
-      std::vector<at::Tensor> flat;
-      c10::intrusive_ptr<c10d::Work> work;
-    };
-    std::vector<Bucket> buckets;
-    for (size_t i = 0; i < gradients.size();) {
-      Bucket bucket{.first = i};
-      int64_t bytes = 0;
-      while (i < gradients.size() && bytes < kBucketBytes)
-        bytes += gradients[i++].numel() * int64_t(sizeof(float));
-      bucket.end = i;
-      bytes_ += bytes;
-      buckets.push_back(std::move(bucket));
-    }
     run("averaging gradients", [&] {
-      for (Bucket& bucket : buckets) {
-        std::vector<at::Tensor> pieces;
-        for (size_t i = bucket.first; i < bucket.end; ++i)
-          pieces.push_back(gradients[i].reshape({-1}));
-        bucket.flat = {torch::cat(pieces)};
-        bucket.work = group_->allreduce(bucket.flat);
-      }
+      // A parameter the step did not reach takes part with a zero gradient, so every rank
+      // all-reduces the same buckets.
+      for (size_t i = 0; i < parameters_.size(); ++i)
+        if (!slots_[i].taken) take_gradient(i, torch::zeros_like(parameters_[i]));
       const double scale = 1.0 / environment_.world_size;
-      for (Bucket& bucket : buckets) {
+      for (Bucket& bucket : buckets_) {
         bucket.work->wait();
-        at::Tensor& flat = bucket.flat.front();
-        flat.mul_(scale);
-        int64_t offset = 0;
-        for (size_t i = bucket.first; i < bucket.end; ++i) {
-          const int64_t n = gradients[i].numel();
-          gradients[i].copy_(flat.narrow(0, offset, n).view_as(gradients[i]));
-          offset += n;
+        bucket.flat.mul_(scale);
+        for (size_t i : bucket.members) {
+          at::Tensor& gradient = parameters_[i].mutable_grad();
+          const at::Tensor averaged =
+              bucket.flat.narrow(0, slots_[i].offset, parameters_[i].numel())
+                  .view_as(parameters_[i]);
+          if (gradient.defined())
+            gradient.copy_(averaged);
+          else
+            gradient = averaged.clone();
+          slots_[i].taken = false;
         }
+        bucket.taken = 0;
+        bytes_ += bucket.bytes;
       }
+      launched_ = 0;
     });
     ++steps_;
     communication_seconds_ += std::chrono::duration<double>(Clock::now() - started).count();
@@ -153,6 +162,22 @@ class GlooDataParallel final : public DataParallel {
   using Clock = std::chrono::steady_clock;
 
   static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+  // Parameter `i`'s gradient of this step, into its bucket; the buckets that are full are
+  // all-reduced, in bucket order (every rank must issue the same collective calls in the same
+  // order).
+  void take_gradient(size_t i, const at::Tensor& gradient) {
+    Slot& slot = slots_[i];
+    Bucket& bucket = buckets_[slot.bucket];
+    bucket.flat.narrow(0, slot.offset, gradient.numel()).copy_(gradient.reshape({-1}));
+    slot.taken = true;
+    ++bucket.taken;
+    while (launched_ < buckets_.size() &&
+           buckets_[launched_].taken == buckets_[launched_].members.size()) {
+      std::vector<at::Tensor> flat{buckets_[launched_].flat};
+      buckets_[launched_++].work = group_->allreduce(flat);
+    }
+  }
 
   // Waits through the store, up to the join timeout, until every rank has reached this point (the
   // `barriers_`-th one named `what`): the ranks start and load their data at different speeds.
@@ -187,6 +212,25 @@ class GlooDataParallel final : public DataParallel {
   c10::intrusive_ptr<c10d::Store> store_;
   int64_t barriers_ = 0;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+
+  // The trained parameters (watch), where each one's gradient goes, and the buckets.
+  struct Slot {
+    size_t bucket = 0;
+    int64_t offset = 0;  // in the bucket's flat tensor
+    bool taken = false;  // this step's gradient is in the bucket
+  };
+  struct Bucket {
+    std::vector<size_t> members;  // parameter indices
+    int64_t bytes = 0;
+    at::Tensor flat;   // their gradients end to end, all-reduced in place
+    size_t taken = 0;  // members whose gradient of this step is in
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  std::vector<at::Tensor> parameters_;
+  std::vector<Slot> slots_;
+  std::vector<Bucket> buckets_;
+  size_t launched_ = 0;  // buckets [0, launched_) have their all-reduce of this step started
+
   int64_t steps_ = 0;
   int64_t bytes_ = 0;
   double communication_seconds_ = 0;

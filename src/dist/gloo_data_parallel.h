@@ -1,7 +1,8 @@
 // Data-parallel training on LibTorch's c10d: the rendezvous through a TCPStore (hosted by rank 0,
 // or by torchrun's agent), a Gloo process group, and gradients averaged with its all-reduce in
-// buckets (c10d's Reducer is not usable with Debian's LibTorch: its header needs a file Debian
-// does not ship). docs/scale-out.md.
+// buckets, each started by gradient hooks as soon as the backward pass has filled it (c10d's
+// Reducer is not usable with Debian's LibTorch: its header needs a file Debian does not ship).
+// docs/scale-out.md.
 #pragma once
 
 #include <chrono>

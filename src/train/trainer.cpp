@@ -342,6 +342,7 @@ class Trainer {
                                             static_cast<size_t>(options_.batch_size));
     result_.model_path = out_ / "model.gnm";
     if (parallel_) {
+      parallel_->watch(trained_parameters());
       parallel_->barrier();
       spdlog::info(
           "data-parallel over {} ranks: each trains on {} rows per epoch, {} per step (an "

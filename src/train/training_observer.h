@@ -81,7 +81,11 @@ class DataParallel {
   virtual void broadcast_from_first(const std::vector<at::Tensor>& tensors) = 0;
   // Returns once every process has called it (before the first step, after loading the data).
   virtual void barrier() = 0;
-  // Replaces the gradient of every parameter by its mean over the processes.
+  // The parameters the run trains, once before the first step: their gradients are then sent as
+  // the backward pass computes them, overlapping it.
+  virtual void watch(const std::vector<at::Tensor>& parameters) = 0;
+  // After a backward pass: replaces the gradient of every watched parameter (`parameters`, the
+  // same ones in the same order) by its mean over the processes.
   virtual void average_gradients(const std::vector<at::Tensor>& parameters) = 0;
   // Sums `values` over the processes, in place.
   virtual void sum(std::vector<double>& values) = 0;
