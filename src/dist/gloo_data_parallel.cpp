@@ -152,6 +152,29 @@ class GlooDataParallel final : public DataParallel {
       values[i] = tensor.front()[static_cast<int64_t>(i)].item<double>();
   }
 
+  std::vector<double> gather(const std::vector<double>& values) override {
+    const auto world = static_cast<size_t>(environment_.world_size);
+    // The lengths first (Gloo gathers tensors of one size), then the values padded to the longest.
+    std::vector<at::Tensor> length{torch::tensor({static_cast<int64_t>(values.size())})};
+    std::vector<std::vector<at::Tensor>> lengths(1);
+    for (size_t r = 0; r < world; ++r) lengths[0].push_back(torch::zeros({1}, torch::kLong));
+    run("gathering the validation figures", [&] { group_->allgather(lengths, length)->wait(); });
+    int64_t longest = 1;
+    for (const at::Tensor& n : lengths[0]) longest = std::max(longest, n.item<int64_t>());
+    std::vector<at::Tensor> padded{torch::zeros({longest}, torch::kDouble)};
+    std::copy(values.begin(), values.end(), padded[0].data_ptr<double>());
+    std::vector<std::vector<at::Tensor>> gathered(1);
+    for (size_t r = 0; r < world; ++r)
+      gathered[0].push_back(torch::zeros({longest}, torch::kDouble));
+    run("gathering the validation figures", [&] { group_->allgather(gathered, padded)->wait(); });
+    std::vector<double> all;
+    for (size_t r = 0; r < world; ++r) {
+      const double* data = gathered[0][r].data_ptr<double>();
+      all.insert(all.end(), data, data + lengths[0][r].item<int64_t>());
+    }
+    return all;
+  }
+
   bool any(bool local) override {
     std::vector<at::Tensor> flag{torch::tensor({local ? int64_t{1} : int64_t{0}})};
     run("agreeing whether to stop", [&] { group_->allreduce(flag)->wait(); });

@@ -438,16 +438,23 @@ class Trainer {
     return collected;
   }
 
-  // Validation predictions and losses of `net`; from the cached features when `use_cache` (only
-  // for the run's own model, whose frozen backbone computed them).
-  SplitCollector validate(MultiTaskModel& net, bool use_cache) {
+  // Validation predictions and losses of `net` over every validation row; from the cached features
+  // when `use_cache` (only for the run's own model, whose frozen backbone computed them). In a
+  // data-parallel run each rank predicts its slice of the rows and the slices are gathered, unless
+  // `alone` (rank 0 on its own, writing the report).
+  SplitCollector validate(MultiTaskModel& net, bool use_cache, bool alone = false) {
+    const bool shared = parallel_ != nullptr && !alone;
+    const size_t rows = val_set_.data.size();
+    const auto rank = static_cast<size_t>(shared ? parallel_->rank() : 0);
+    const auto world = static_cast<size_t>(shared ? parallel_->world_size() : 1);
     SplitCollector collected;
-    torch::InferenceMode guard;
     net->eval();
     constexpr size_t batch_size = 256;
-    for (size_t start = 0; start < val_set_.data.size(); start += batch_size) {
+    const size_t end = rows * (rank + 1) / world;
+    for (size_t start = rows * rank / world; start < end; start += batch_size) {
       stop_if_requested(hooks_.stop_requested, "validating");
-      std::vector<size_t> examples(std::min(batch_size, val_set_.data.size() - start));
+      torch::InferenceMode guard;  // not around the gathering: Gloo writes its tensors in place
+      std::vector<size_t> examples(std::min(batch_size, end - start));
       std::iota(examples.begin(), examples.end(), start);
       HeadOutputs logits;
       if (use_cache) {
@@ -461,6 +468,7 @@ class Trainer {
       const HeadTargets targets = targets_for(val_set_.data, examples);
       collected.add(spec_, logits, targets, multitask_loss(spec_, logits, targets, losses_));
     }
+    if (shared) gather_slices(collected);
     return collected;
   }
 
@@ -543,7 +551,7 @@ class Trainer {
     if (best_validation_.probabilities.empty() && has_validation_rows()) {
       // The best epoch ran before a resume: predict the validation data again with its model.
       spdlog::info("predicting the validation data with the best epoch's model for the report");
-      best_validation_ = validate(best.model, false).predictions;
+      best_validation_ = validate(best.model, false, /*alone=*/true).predictions;
       best_thresholds_ = best.tag_thresholds;
     }
     const int64_t macs = model_macs_per_image(best);
@@ -605,15 +613,31 @@ class Trainer {
     return share;
   }
 
+  // Every rank's validation slice (predictions in rank order, losses summed): what one process
+  // validating every row collects.
+  void gather_slices(SplitCollector& collected) {
+    sum_losses(collected.losses);
+    for (const auto& head : spec_.heads) {
+      std::vector<float>& probabilities = collected.predictions.probabilities[head.name];
+      const std::vector<double> all_probabilities =
+          parallel_->gather({probabilities.begin(), probabilities.end()});
+      probabilities.assign(all_probabilities.begin(), all_probabilities.end());
+      std::vector<int64_t>& labels = collected.predictions.labels[head.name];
+      const std::vector<double> all_labels = parallel_->gather({labels.begin(), labels.end()});
+      labels.clear();
+      for (double label : all_labels) labels.push_back(static_cast<int64_t>(label));
+    }
+  }
+
   // The epoch's training losses over every rank's rows (its predictions stay this rank's).
   void sum_losses(LossTotals& losses) {
     std::vector<double> values{losses.total, static_cast<double>(losses.rows)};
-    for (const auto& [head, loss] : losses.per_head) values.push_back(loss);
+    for (const auto& head : spec_.heads) values.push_back(losses.per_head[head.name]);
     parallel_->sum(values);
     losses.total = values[0];
     losses.rows = static_cast<int64_t>(values[1]);
     size_t i = 2;
-    for (auto& [head, loss] : losses.per_head) loss = values[i++];
+    for (const auto& head : spec_.heads) losses.per_head[head.name] = values[i++];
   }
 
   std::vector<torch::Tensor> trained_parameters() {

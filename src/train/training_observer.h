@@ -89,6 +89,8 @@ class DataParallel {
   virtual void average_gradients(const std::vector<at::Tensor>& parameters) = 0;
   // Sums `values` over the processes, in place.
   virtual void sum(std::vector<double>& values) = 0;
+  // Every process's `values` (of any length) end to end, in rank order: the same on every rank.
+  virtual std::vector<double> gather(const std::vector<double>& values) = 0;
   // Whether any process says `local`: agrees on stopping, so none waits for one that has left.
   virtual bool any(bool local) = 0;
 };
