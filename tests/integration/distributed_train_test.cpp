@@ -142,13 +142,32 @@ std::string long_run_flags(const fs::path& dir) {
          "--no-report --nproc 2 --threads 1 --dist-timeout 5";
 }
 
-// Starts `flags` (output in `dir`/log) and returns the launcher once an epoch has finished.
-pid_t start_and_wait_for_an_epoch(const std::string& flags, const fs::path& dir) {
+// What became of a run interrupted by interrupt_run.
+struct Interrupted {
+  int exit_code = -1;  // the launcher's
+  std::string log;
+  Clock::duration stopping_time{};  // from the signal to the launcher's end
+  pid_t rank_1 = 0;
+};
+
+// Starts `flags` (output in `dir`/log), and once an epoch has finished sends `signal` to rank 1,
+// or to the launcher when `to_launcher`; fills `result` once the launcher has ended (within 60 s).
+void interrupt_run(const std::string& flags, const fs::path& dir, int signal, bool to_launcher,
+                   Interrupted& result) {
   const pid_t launcher = start(flags, dir / "log");
   const auto deadline = Clock::now() + std::chrono::seconds(120);
   while (finished_epochs(dir / "run") < 1 && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  return launcher;
+  ASSERT_GE(finished_epochs(dir / "run"), 1u) << read_file(dir / "log");
+  result.rank_1 = rank_process(launcher, 1);
+  ASSERT_GT(result.rank_1, 0) << "rank 1 not found";
+  ::kill(to_launcher ? launcher : result.rank_1, signal);
+  const auto signalled = Clock::now();
+  const auto exit_code = wait_for(launcher, std::chrono::seconds(60));
+  result.log = read_file(dir / "log");
+  ASSERT_TRUE(exit_code.has_value()) << "the launcher still runs\n" << result.log;
+  result.exit_code = *exit_code;
+  result.stopping_time = Clock::now() - signalled;
 }
 
 // --resume of the interrupted run `flags` on `ranks` processes finishes one more epoch.
@@ -166,19 +185,12 @@ void expect_resume_finishes_an_epoch(const std::string& flags, const fs::path& d
 void expect_lost_rank(const std::string& how, int signal) {
   TempDir dir;
   const std::string flags = long_run_flags(dir.path());
-  const pid_t launcher = start_and_wait_for_an_epoch(flags, dir.path());
-  ASSERT_GE(finished_epochs(dir / "run"), 1u) << read_file(dir / "log");
-  const pid_t victim = rank_process(launcher, 1);
-  ASSERT_GT(victim, 0) << "rank 1 not found";
-  ::kill(victim, signal);
-  const auto killed = Clock::now();
-  const auto exit_code = wait_for(launcher, std::chrono::seconds(60));
-  ASSERT_TRUE(exit_code.has_value()) << how << ": the launcher still runs\n"
-                                     << read_file(dir / "log");
-  const std::string log = read_file(dir / "log");
-  EXPECT_NE(*exit_code, 0) << log;
-  EXPECT_NE(log.find("lost the data-parallel run"), std::string::npos) << how << "\n" << log;
-  EXPECT_LT(Clock::now() - killed, std::chrono::seconds(30)) << how;
+  Interrupted run;
+  ASSERT_NO_FATAL_FAILURE(interrupt_run(flags, dir.path(), signal, false, run)) << how;
+  EXPECT_NE(run.exit_code, 0) << run.log;
+  EXPECT_NE(run.log.find("lost the data-parallel run"), std::string::npos) << how << "\n"
+                                                                           << run.log;
+  EXPECT_LT(run.stopping_time, std::chrono::seconds(30)) << how;
   // The run continues from its last finished epoch, with the same number of ranks.
   expect_resume_finishes_an_epoch(flags, dir.path(), 2);
 }
@@ -196,18 +208,12 @@ TEST(DistributedTrain, AHungRankStopsTheOtherWithinTheTimeout) {
 TEST(DistributedTrain, CtrlCOnTheLauncherStopsEveryRankAndTheRunResumesOnOneProcess) {
   TempDir dir;
   const std::string flags = long_run_flags(dir.path());
-  const pid_t launcher = start_and_wait_for_an_epoch(flags, dir.path());
-  ASSERT_GE(finished_epochs(dir / "run"), 1u) << read_file(dir / "log");
-  const pid_t rank_1 = rank_process(launcher, 1);
-  ASSERT_GT(rank_1, 0) << "rank 1 not found";
-  ::kill(launcher, SIGINT);
-  const auto exit_code = wait_for(launcher, std::chrono::seconds(60));
-  ASSERT_TRUE(exit_code.has_value()) << "the launcher still runs\n" << read_file(dir / "log");
-  const std::string log = read_file(dir / "log");
-  EXPECT_EQ(*exit_code, 0) << log;
-  EXPECT_NE(log.find("stopped by signal"), std::string::npos) << log;
-  EXPECT_EQ(log.find("lost the data-parallel run"), std::string::npos) << log;
-  EXPECT_NE(::kill(rank_1, 0), 0) << "rank 1 still runs";
+  Interrupted run;
+  ASSERT_NO_FATAL_FAILURE(interrupt_run(flags, dir.path(), SIGINT, true, run));
+  EXPECT_EQ(run.exit_code, 0) << run.log;
+  EXPECT_NE(run.log.find("stopped by signal"), std::string::npos) << run.log;
+  EXPECT_EQ(run.log.find("lost the data-parallel run"), std::string::npos) << run.log;
+  EXPECT_NE(::kill(run.rank_1, 0), 0) << "rank 1 still runs";
   EXPECT_EQ(json::parse(read_file(dir / "run" / "status.json"))["status"], "stopped");
   expect_resume_finishes_an_epoch(flags, dir.path(), 1);
 }
