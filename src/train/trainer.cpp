@@ -607,9 +607,9 @@ class Trainer {
   std::vector<size_t> rank_share(const std::vector<size_t>& order) const {
     const auto world = static_cast<size_t>(parallel_->world_size());
     const auto rank = static_cast<size_t>(parallel_->rank());
+    const size_t padded = rank_rows(order.size()) * world;
     std::vector<size_t> share;
-    for (size_t i = rank; i < rank_rows(order.size()) * world; i += world)
-      share.push_back(order[i % order.size()]);
+    for (size_t i = rank; i < padded; i += world) share.push_back(order[i % order.size()]);
     return share;
   }
 
